@@ -1,0 +1,127 @@
+"""What is judged: prompts (conversations), candidate responses, comparisons."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def messages_hash(messages: list[dict[str, Any]]) -> str:
+    """A stable hash of a conversation, used to deduplicate prompts."""
+    canonical = json.dumps(
+        [{"role": m["role"], "content": m["content"]} for m in messages],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Prompt(models.Model):
+    class Source(models.TextChoices):
+        IMPORT = "import", "Import"
+        ADVERSARY = "adversary", "Adversary"
+        REDTEAM = "redteam", "Red-team"
+        DEMO = "demo", "Demo"
+
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    messages = models.JSONField(help_text="[{role, content}, ...]: system/user/assistant turns.")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
+    tags = models.JSONField(default=list, blank=True)
+    collection = models.CharField(max_length=200, blank=True, db_index=True)
+    content_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        last = self.messages[-1]["content"] if self.messages else ""
+        return f"prompt {self.pk}: {last[:60]}"
+
+    @property
+    def public_id(self) -> str:
+        return self.external_id or str(self.pk)
+
+
+class Candidate(models.Model):
+    """One response to a prompt. Unique (prompt, generator, sample_index): a re-run writes nothing twice."""
+
+    class FinishReason(models.TextChoices):
+        STOP = "stop", "Stop"
+        LENGTH = "length", "Length"
+        IMPORTED = "imported", "Imported"
+        HUMAN = "human", "Human-written"
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
+    generator = models.ForeignKey("model_runner.Generator", on_delete=models.PROTECT, related_name="candidates")
+    job = models.ForeignKey(
+        "model_runner.GenerationJob",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="candidates",
+    )
+    sample_index = models.PositiveIntegerField()
+    text = models.TextField()
+    sampling = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    model_revision = models.CharField(max_length=128, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=16, choices=FinishReason.choices, default=FinishReason.STOP)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "generator", "sample_index"], name="candidate_prompt_generator_sample_unique"
+            ),
+        ]
+        ordering = ["prompt_id", "generator_id", "sample_index"]
+
+    def __str__(self) -> str:
+        return f"candidate {self.pk} (prompt {self.prompt_id}, #{self.sample_index})"
+
+
+class Comparison(models.Model):
+    """2..9 candidates of one prompt judged together (2 = a pair, K > 2 = a ranking task).
+
+    ``candidate_key`` is the sorted candidate ids: the same set is never built twice.
+    """
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    candidates = models.ManyToManyField(Candidate, through="ComparisonCandidate", related_name="comparisons")
+    size = models.PositiveSmallIntegerField()
+    candidate_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gte=2) & Q(size__lte=9), name="comparison_size_2_to_9"),
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"comparison {self.pk} ({self.size} candidates)"
+
+
+class ComparisonCandidate(models.Model):
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="members")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "candidate"], name="compcand_unique"),
+            models.UniqueConstraint(fields=["comparison", "position"], name="compcand_position_unique"),
+        ]
+        ordering = ["comparison_id", "position"]

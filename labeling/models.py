@@ -1,0 +1,199 @@
+"""Users, rubrics, queues, assignments and judgments: the core of labeling."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        RATER = "rater", "Rater"
+        REVIEWER = "reviewer", "Reviewer"
+        RESEARCHER = "researcher", "Researcher"
+        ADMIN = "admin", "Admin"
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.RATER)
+
+    @property
+    def is_admin_role(self) -> bool:
+        return self.role == self.Role.ADMIN or self.is_superuser
+
+    @property
+    def can_export(self) -> bool:
+        return self.is_admin_role or self.role == self.Role.RESEARCHER
+
+
+class Rubric(models.Model):
+    """A versioned set of criteria. Frozen once a judgment used it: edits make a new version."""
+
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField(default=1)
+    description = models.TextField(blank=True)
+    frozen = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="rubric_name_version_unique")]
+        ordering = ["name", "version"]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class Criterion(models.Model):
+    class Kind(models.TextChoices):
+        PREFERENCE = "preference", "Preference (-3..3, A much better .. B much better)"
+        LIKERT = "likert", "Likert 1..7 per response"
+        FLAG = "flag", "Flag (checkbox)"
+        TEXT = "text", "Free text"
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="criteria")
+    key = models.SlugField(max_length=64)
+    question = models.CharField(max_length=500)
+    help_text = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    required = models.BooleanField(default=False)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rubric", "key"], name="criterion_rubric_key_unique")]
+        ordering = ["rubric", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.rubric}: {self.key}"
+
+
+class Queue(models.Model):
+    """A labeling project: what to judge, how many times, under which rubric, by whom."""
+
+    class Kind(models.TextChoices):
+        PAIRWISE = "pairwise", "Pairwise"
+        RANKING = "ranking", "Ranking (K-way)"
+        REDTEAM = "redteam", "Red-team"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"  # hands out work
+        PAUSED = "paused", "Paused"  # keeps its items, hands out nothing
+        CLOSED = "closed", "Closed"  # finished; hands out nothing
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PAIRWISE)
+    rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, related_name="queues")
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per item.")
+    lease_seconds = models.PositiveIntegerField(default=settings.PREFLAB_DEFAULT_LEASE_SECONDS)
+    gold_rate = models.FloatField(default=0.0)
+    priority = models.IntegerField(default=0)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to raters.")
+    content_warning = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="queues", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="queue_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="queue_gold_rate_fraction"
+            ),
+        ]
+        ordering = ["-priority", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QueueItem(models.Model):
+    """One comparison inside one queue.
+
+    ``claimed`` counts live leases plus submitted judgments; it only changes while the row is
+    locked (see ``labeling.services``) and never exceeds the queue's overlap.
+    """
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="items")
+    comparison = models.ForeignKey(
+        "comparisons.Comparison", on_delete=models.CASCADE, related_name="queue_items"
+    )
+    is_gold = models.BooleanField(default=False)
+    priority = models.IntegerField(default=0)
+    claimed = models.PositiveSmallIntegerField(default=0)
+    judged = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "comparison"], name="queueitem_queue_comparison_unique"),
+            models.CheckConstraint(condition=Q(judged__lte=models.F("claimed")), name="queueitem_judged_le_claimed"),
+        ]
+        indexes = [models.Index(fields=["queue", "claimed", "priority", "id"], name="queueitem_claim_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.queue_id}:{self.comparison_id}"
+
+
+class Assignment(models.Model):
+    """A lease of one queue item to one rater. One per (item, rater): never the same item twice."""
+
+    class Status(models.TextChoices):
+        LEASED = "leased", "Leased"  # the rater holds it until expires_at
+        SUBMITTED = "submitted", "Submitted"  # a judgment exists
+        SKIPPED = "skipped", "Skipped"  # released by the rater, never shown to them again
+        EXPIRED = "expired", "Expired"  # the lease ran out and was released
+
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LEASED)
+    shown_order = models.JSONField(help_text="Candidate ids in the order shown: index 0 is label A.")
+    expires_at = models.DateTimeField()
+    skip_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "rater"], name="assignment_item_rater_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["rater", "status"], name="assignment_rater_status_idx"),
+            models.Index(fields=["status", "expires_at"], name="assignment_status_expiry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
+
+class Judgment(models.Model):
+    """One rater's answer to one assignment.
+
+    ``preference`` is in the labels the rater saw (negative = A better); the assignment's
+    ``shown_order`` maps labels back to candidates. ``ranking`` lists groups of labels, best
+    first, ties grouped.
+    """
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="judgment")
+    rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, related_name="judgments")
+    preference = models.SmallIntegerField(null=True, blank=True)
+    ranking = models.JSONField(null=True, blank=True)
+    criteria = models.JSONField(default=dict, blank=True)
+    flags = models.JSONField(default=list, blank=True)
+    rationale = models.TextField(blank=True)
+    rewrite = models.TextField(blank=True)
+    active_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(preference__isnull=True) | (Q(preference__gte=-3) & Q(preference__lte=3)),
+                name="judgment_preference_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(preference__isnull=False) | Q(ranking__isnull=False),
+                name="judgment_has_answer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"judgment {self.pk}"

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import AdminFactory, RaterFactory, ResearcherFactory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _eager_celery():
+    """Tasks run in-process unless a test starts a real worker (marker ``worker``).
+
+    Tasks are enqueued with ``transaction.on_commit``: inside a test transaction use
+    ``django_capture_on_commit_callbacks(execute=True)`` to run them.
+    """
+    from labeling.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def _isolated_var(settings, tmp_path):
+    """Exports and other files written by tests go to a temporary folder."""
+    settings.PREFLAB_EXPORT_ROOT = tmp_path / "exports"
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def admin_user(db):
+    return AdminFactory(username="admin-user")
+
+
+@pytest.fixture
+def researcher(db):
+    return ResearcherFactory(username="researcher-user")
+
+
+@pytest.fixture
+def rater(db):
+    return RaterFactory(username="rater-one")
+
+
+@pytest.fixture
+def rater2(db):
+    return RaterFactory(username="rater-two")
+
+
+@pytest.fixture
+def admin_api(admin_user) -> APIClient:
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def researcher_api(researcher) -> APIClient:
+    return _client_for(researcher)
+
+
+@pytest.fixture
+def rater_api(rater) -> APIClient:
+    return _client_for(rater)
