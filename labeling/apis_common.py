@@ -40,7 +40,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(errors)
     response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(exc, exceptions.ValidationError) and isinstance(response.data, dict):
+    if (
+        response is not None
+        and isinstance(exc, exceptions.ValidationError)
+        and isinstance(response.data, dict)
+    ):
         first = next(iter(response.data.items()), None)
         if first is not None:
             field, messages = first

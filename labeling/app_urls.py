@@ -1,4 +1,25 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-api_patterns: list[URLPattern | URLResolver] = []
-page_patterns: list[URLPattern | URLResolver] = []
+from labeling import apis, views
+
+api_patterns: list[URLPattern | URLResolver] = [
+    path("auth/token/", apis.TokenObtainApi.as_view(), name="api-token"),
+    path("users/", apis.UserCreateApi.as_view(), name="api-users"),
+    path("rubrics/", apis.RubricListCreateApi.as_view(), name="api-rubrics"),
+    path("queues/", apis.QueueListCreateApi.as_view(), name="api-queues"),
+    path("queues/<int:queue_id>/next/", apis.QueueNextApi.as_view(), name="api-queue-next"),
+    path("assignments/<int:assignment_id>/", apis.AssignmentDetailApi.as_view(), name="api-assignment"),
+    path(
+        "assignments/<int:assignment_id>/judgment/",
+        apis.AssignmentJudgmentApi.as_view(),
+        name="api-assignment-judgment",
+    ),
+    path("assignments/<int:assignment_id>/skip/", apis.AssignmentSkipApi.as_view(), name="api-assignment-skip"),
+]
+
+page_patterns: list[URLPattern | URLResolver] = [
+    path("", views.home, name="home"),
+    path("rate/", views.rate_home, name="rate-home"),
+    path("rate/<int:queue_id>/", views.rate_queue, name="rate-queue"),
+    path("rate/assignment/<int:assignment_id>/", views.rate_assignment, name="rate-assignment"),
+]

@@ -125,7 +125,9 @@ class QueueItem(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["queue", "comparison"], name="queueitem_queue_comparison_unique"),
-            models.CheckConstraint(condition=Q(judged__lte=models.F("claimed")), name="queueitem_judged_le_claimed"),
+            models.CheckConstraint(
+                condition=Q(judged__lte=models.F("claimed")), name="queueitem_judged_le_claimed"
+            ),
         ]
         indexes = [models.Index(fields=["queue", "claimed", "priority", "id"], name="queueitem_claim_idx")]
 

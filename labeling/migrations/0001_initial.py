@@ -9,183 +9,405 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('comparisons', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("comparisons", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
-                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
-                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
-                ('role', models.CharField(choices=[('rater', 'Rater'), ('reviewer', 'Reviewer'), ('researcher', 'Researcher'), ('admin', 'Admin')], default='rater', max_length=16)),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                (
+                    "username",
+                    models.CharField(
+                        error_messages={"unique": "A user with that username already exists."},
+                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
+                        max_length=150,
+                        unique=True,
+                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
+                        verbose_name="username",
+                    ),
+                ),
+                ("first_name", models.CharField(blank=True, max_length=150, verbose_name="first name")),
+                ("last_name", models.CharField(blank=True, max_length=150, verbose_name="last name")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email address")),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates whether the user can log into this admin site.",
+                        verbose_name="staff status",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "date_joined",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="date joined"),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("rater", "Rater"),
+                            ("reviewer", "Reviewer"),
+                            ("researcher", "Researcher"),
+                            ("admin", "Admin"),
+                        ],
+                        default="rater",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'user',
-                'verbose_name_plural': 'users',
-                'abstract': False,
+                "verbose_name": "user",
+                "verbose_name_plural": "users",
+                "abstract": False,
             },
             managers=[
-                ('objects', django.contrib.auth.models.UserManager()),
+                ("objects", django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='Queue',
+            name="Queue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('kind', models.CharField(choices=[('pairwise', 'Pairwise'), ('ranking', 'Ranking (K-way)'), ('redteam', 'Red-team')], default='pairwise', max_length=16)),
-                ('overlap', models.PositiveSmallIntegerField(default=1, help_text='Judgments wanted per item.')),
-                ('lease_seconds', models.PositiveIntegerField(default=900)),
-                ('gold_rate', models.FloatField(default=0.0)),
-                ('priority', models.IntegerField(default=0)),
-                ('guidelines', models.TextField(blank=True, help_text='Markdown shown to raters.')),
-                ('content_warning', models.CharField(blank=True, max_length=200)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('paused', 'Paused'), ('closed', 'Closed')], default='active', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('members', models.ManyToManyField(blank=True, related_name='queues', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("pairwise", "Pairwise"),
+                            ("ranking", "Ranking (K-way)"),
+                            ("redteam", "Red-team"),
+                        ],
+                        default="pairwise",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "overlap",
+                    models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per item."),
+                ),
+                ("lease_seconds", models.PositiveIntegerField(default=900)),
+                ("gold_rate", models.FloatField(default=0.0)),
+                ("priority", models.IntegerField(default=0)),
+                ("guidelines", models.TextField(blank=True, help_text="Markdown shown to raters.")),
+                ("content_warning", models.CharField(blank=True, max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "Active"), ("paused", "Paused"), ("closed", "Closed")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "members",
+                    models.ManyToManyField(blank=True, related_name="queues", to=settings.AUTH_USER_MODEL),
+                ),
             ],
             options={
-                'ordering': ['-priority', 'id'],
+                "ordering": ["-priority", "id"],
             },
         ),
         migrations.CreateModel(
-            name='QueueItem',
+            name="QueueItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('is_gold', models.BooleanField(default=False)),
-                ('priority', models.IntegerField(default=0)),
-                ('claimed', models.PositiveSmallIntegerField(default=0)),
-                ('judged', models.PositiveSmallIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('comparison', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='queue_items', to='comparisons.comparison')),
-                ('queue', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='labeling.queue')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("is_gold", models.BooleanField(default=False)),
+                ("priority", models.IntegerField(default=0)),
+                ("claimed", models.PositiveSmallIntegerField(default=0)),
+                ("judged", models.PositiveSmallIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "comparison",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="queue_items",
+                        to="comparisons.comparison",
+                    ),
+                ),
+                (
+                    "queue",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="labeling.queue"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Assignment',
+            name="Assignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('leased', 'Leased'), ('submitted', 'Submitted'), ('skipped', 'Skipped'), ('expired', 'Expired')], default='leased', max_length=16)),
-                ('shown_order', models.JSONField(help_text='Candidate ids in the order shown: index 0 is label A.')),
-                ('expires_at', models.DateTimeField()),
-                ('skip_reason', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('rater', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to=settings.AUTH_USER_MODEL)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='labeling.queueitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("leased", "Leased"),
+                            ("submitted", "Submitted"),
+                            ("skipped", "Skipped"),
+                            ("expired", "Expired"),
+                        ],
+                        default="leased",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "shown_order",
+                    models.JSONField(help_text="Candidate ids in the order shown: index 0 is label A."),
+                ),
+                ("expires_at", models.DateTimeField()),
+                ("skip_reason", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "rater",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to="labeling.queueitem",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Rubric',
+            name="Rubric",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('description', models.TextField(blank=True)),
-                ('frozen', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("description", models.TextField(blank=True)),
+                ("frozen", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name', 'version'],
-                'constraints': [models.UniqueConstraint(fields=('name', 'version'), name='rubric_name_version_unique')],
+                "ordering": ["name", "version"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("name", "version"), name="rubric_name_version_unique")
+                ],
             },
         ),
         migrations.AddField(
-            model_name='queue',
-            name='rubric',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='queues', to='labeling.rubric'),
+            model_name="queue",
+            name="rubric",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="queues", to="labeling.rubric"
+            ),
         ),
         migrations.CreateModel(
-            name='Judgment',
+            name="Judgment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('preference', models.SmallIntegerField(blank=True, null=True)),
-                ('ranking', models.JSONField(blank=True, null=True)),
-                ('criteria', models.JSONField(blank=True, default=dict)),
-                ('flags', models.JSONField(blank=True, default=list)),
-                ('rationale', models.TextField(blank=True)),
-                ('rewrite', models.TextField(blank=True)),
-                ('active_seconds', models.FloatField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('assignment', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='judgment', to='labeling.assignment')),
-                ('rubric', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='judgments', to='labeling.rubric')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("preference", models.SmallIntegerField(blank=True, null=True)),
+                ("ranking", models.JSONField(blank=True, null=True)),
+                ("criteria", models.JSONField(blank=True, default=dict)),
+                ("flags", models.JSONField(blank=True, default=list)),
+                ("rationale", models.TextField(blank=True)),
+                ("rewrite", models.TextField(blank=True)),
+                ("active_seconds", models.FloatField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "assignment",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="judgment",
+                        to="labeling.assignment",
+                    ),
+                ),
+                (
+                    "rubric",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="judgments",
+                        to="labeling.rubric",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Criterion',
+            name="Criterion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=64)),
-                ('question', models.CharField(max_length=500)),
-                ('help_text', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('preference', 'Preference (-3..3, A much better .. B much better)'), ('likert', 'Likert 1..7 per response'), ('flag', 'Flag (checkbox)'), ('text', 'Free text')], max_length=16)),
-                ('required', models.BooleanField(default=False)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('rubric', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='criteria', to='labeling.rubric')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.SlugField(max_length=64)),
+                ("question", models.CharField(max_length=500)),
+                ("help_text", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("preference", "Preference (-3..3, A much better .. B much better)"),
+                            ("likert", "Likert 1..7 per response"),
+                            ("flag", "Flag (checkbox)"),
+                            ("text", "Free text"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("required", models.BooleanField(default=False)),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "rubric",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="criteria",
+                        to="labeling.rubric",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['rubric', 'position', 'id'],
+                "ordering": ["rubric", "position", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='queueitem',
-            index=models.Index(fields=['queue', 'claimed', 'priority', 'id'], name='queueitem_claim_idx'),
+            model_name="queueitem",
+            index=models.Index(fields=["queue", "claimed", "priority", "id"], name="queueitem_claim_idx"),
         ),
         migrations.AddConstraint(
-            model_name='queueitem',
-            constraint=models.UniqueConstraint(fields=('queue', 'comparison'), name='queueitem_queue_comparison_unique'),
+            model_name="queueitem",
+            constraint=models.UniqueConstraint(
+                fields=("queue", "comparison"), name="queueitem_queue_comparison_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='queueitem',
-            constraint=models.CheckConstraint(condition=models.Q(('judged__lte', models.F('claimed'))), name='queueitem_judged_le_claimed'),
+            model_name="queueitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("judged__lte", models.F("claimed"))), name="queueitem_judged_le_claimed"
+            ),
         ),
         migrations.AddIndex(
-            model_name='assignment',
-            index=models.Index(fields=['rater', 'status'], name='assignment_rater_status_idx'),
+            model_name="assignment",
+            index=models.Index(fields=["rater", "status"], name="assignment_rater_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='assignment',
-            index=models.Index(fields=['status', 'expires_at'], name='assignment_status_expiry_idx'),
+            model_name="assignment",
+            index=models.Index(fields=["status", "expires_at"], name="assignment_status_expiry_idx"),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(fields=('item', 'rater'), name='assignment_item_rater_unique'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(fields=("item", "rater"), name="assignment_item_rater_unique"),
         ),
         migrations.AddConstraint(
-            model_name='queue',
-            constraint=models.CheckConstraint(condition=models.Q(('overlap__gte', 1)), name='queue_overlap_positive'),
+            model_name="queue",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("overlap__gte", 1)), name="queue_overlap_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='queue',
-            constraint=models.CheckConstraint(condition=models.Q(('gold_rate__gte', 0), ('gold_rate__lte', 1)), name='queue_gold_rate_fraction'),
+            model_name="queue",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("gold_rate__gte", 0), ("gold_rate__lte", 1)),
+                name="queue_gold_rate_fraction",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='judgment',
-            constraint=models.CheckConstraint(condition=models.Q(('preference__isnull', True), models.Q(('preference__gte', -3), ('preference__lte', 3)), _connector='OR'), name='judgment_preference_range'),
+            model_name="judgment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("preference__isnull", True),
+                    models.Q(("preference__gte", -3), ("preference__lte", 3)),
+                    _connector="OR",
+                ),
+                name="judgment_preference_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='judgment',
-            constraint=models.CheckConstraint(condition=models.Q(('preference__isnull', False), ('ranking__isnull', False), _connector='OR'), name='judgment_has_answer'),
+            model_name="judgment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("preference__isnull", False), ("ranking__isnull", False), _connector="OR"
+                ),
+                name="judgment_has_answer",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='criterion',
-            constraint=models.UniqueConstraint(fields=('rubric', 'key'), name='criterion_rubric_key_unique'),
+            model_name="criterion",
+            constraint=models.UniqueConstraint(fields=("rubric", "key"), name="criterion_rubric_key_unique"),
         ),
     ]

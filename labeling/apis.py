@@ -1,0 +1,285 @@
+"""The labeling part of the public API core (see DESIGN.md): tokens, users, queues, assignments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from comparisons.models import Prompt
+from labeling import selectors, services
+from labeling.apis_common import ApplicationError, IsAdminRole
+from labeling.models import Judgment, Queue, Rubric, User
+
+
+class TokenObtainApi(ObtainAuthToken):
+    """``POST {username, password}`` -> ``{"token": ...}``."""
+
+
+class UserCreateApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(write_only=True)
+        role = serializers.ChoiceField(choices=User.Role.choices)
+        email = serializers.EmailField(required=False, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        username = serializers.CharField()
+        role = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_create(**data.validated_data)
+        return Response(self.OutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class CriterionSerializer(serializers.Serializer):
+    key = serializers.SlugField()
+    question = serializers.CharField()
+    help_text = serializers.CharField(required=False, allow_blank=True, default="")
+    kind = serializers.CharField()
+    required = serializers.BooleanField(required=False, default=False)
+
+
+class RubricOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    description = serializers.CharField()
+    frozen = serializers.BooleanField()
+    criteria = CriterionSerializer(many=True, source="criteria.all")
+
+
+class RubricListCreateApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        criteria = CriterionSerializer(many=True)
+
+    @extend_schema(responses={200: RubricOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        rubrics = Rubric.objects.prefetch_related("criteria")
+        return Response(RubricOutputSerializer(rubrics, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: RubricOutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rubric = services.rubric_create(**data.validated_data)
+        return Response(RubricOutputSerializer(rubric).data, status=status.HTTP_201_CREATED)
+
+
+class QueueOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    overlap = serializers.IntegerField()
+    lease_seconds = serializers.IntegerField()
+    priority = serializers.IntegerField()
+    rubric = serializers.IntegerField(source="rubric_id")
+    guidelines = serializers.CharField()
+    items = serializers.SerializerMethodField()
+
+    def get_items(self, queue: Queue) -> int:
+        return queue.items.count()
+
+
+class QueueListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        kind = serializers.ChoiceField(choices=[Queue.Kind.PAIRWISE, Queue.Kind.RANKING], default="pairwise")
+        overlap = serializers.IntegerField(default=1)
+        rubric = serializers.CharField(help_text="Rubric id, or name (latest version).")
+        prompts = serializers.ListField(child=serializers.CharField(), required=False)
+        tags = serializers.ListField(child=serializers.CharField(), required=False)
+        collection = serializers.CharField(required=False)
+        pairing = serializers.CharField(default="all_pairs")
+        size = serializers.IntegerField(required=False)
+        members = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+        lease_seconds = serializers.IntegerField(required=False, min_value=30)
+        priority = serializers.IntegerField(default=0)
+        guidelines = serializers.CharField(required=False, allow_blank=True, default="")
+        seed = serializers.IntegerField(default=0)
+
+    def get_permissions(self) -> list[Any]:
+        return [IsAdminRole()] if self.request.method == "POST" else super().get_permissions()
+
+    @extend_schema(responses={200: QueueOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        queues = selectors.queue_list_for_user(user=request.user)  # type: ignore[arg-type]
+        return Response(QueueOutputSerializer(queues, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: QueueOutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        rubric = _rubric_from_ref(v["rubric"])
+        prompts = _prompts_from(v)
+        members = _users_from(v["members"])
+        queue = services.queue_create(
+            name=v["name"],
+            kind=v["kind"],
+            overlap=v["overlap"],
+            rubric=rubric,
+            prompts=prompts,
+            pairing=v["pairing"],
+            size=v.get("size"),
+            members=members,
+            lease_seconds=v.get("lease_seconds"),
+            priority=v["priority"],
+            guidelines=v["guidelines"],
+            seed=v["seed"],
+        )
+        return Response(QueueOutputSerializer(queue).data, status=status.HTTP_201_CREATED)
+
+
+def _rubric_from_ref(ref: str) -> Rubric:
+    rubric = (
+        Rubric.objects.filter(pk=int(ref)).first()
+        if ref.isdigit()
+        else Rubric.objects.filter(name=ref).order_by("-version").first()
+    )
+    if rubric is None:
+        raise ApplicationError(f"rubric: no rubric {ref!r}", field="rubric")
+    return rubric
+
+
+def _prompts_from(v: dict[str, Any]) -> list[Prompt]:
+    if v.get("prompts"):
+        refs = v["prompts"]
+        ids = [int(r) for r in refs if r.isdigit()]
+        found = list(Prompt.objects.filter(Q(pk__in=ids) | Q(external_id__in=refs)))
+        known = {str(p.pk) for p in found} | {p.external_id for p in found if p.external_id}
+        missing = [r for r in refs if r not in known]
+        if missing:
+            raise ApplicationError(f"prompts: unknown prompt ids {missing[:10]}", field="prompts")
+        return found
+    qs = Prompt.objects.all()
+    if v.get("collection"):
+        qs = qs.filter(collection=v["collection"])
+    if v.get("tags"):
+        wanted = set(v["tags"])
+        prompts = [p for p in qs if wanted & set(p.tags or [])]
+    elif v.get("collection"):
+        prompts = list(qs)
+    else:
+        raise ApplicationError("prompts: give prompt ids, tags or a collection", field="prompts")
+    if not prompts:
+        raise ApplicationError("prompts: no prompt matches", field="prompts")
+    return prompts
+
+
+def _users_from(refs: list[str]) -> list[User]:
+    ids = [int(r) for r in refs if r.isdigit()]
+    users = list(User.objects.filter(Q(pk__in=ids) | Q(username__in=refs)))
+    known = {str(u.pk) for u in users} | {u.username for u in users}
+    missing = [r for r in refs if r not in known]
+    if missing:
+        raise ApplicationError(f"members: unknown users {missing[:10]}", field="members")
+    return users
+
+
+class ResponseSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    text = serializers.CharField()
+
+
+class AssignmentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    queue = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    prompt = serializers.ListField(child=serializers.DictField())
+    responses = ResponseSerializer(many=True)
+    rubric = serializers.DictField()
+    guidelines = serializers.CharField()
+    content_warning = serializers.CharField()
+
+
+class QueueNextApi(APIView):
+    """Lease the next item: 201 with the assignment, 204 when nothing is left for this rater."""
+
+    @extend_schema(request=None, responses={201: AssignmentOutputSerializer, 204: OpenApiResponse()})
+    def post(self, request: Request, queue_id: int) -> Response:
+        queue = Queue.objects.select_related("rubric").filter(pk=queue_id).first()
+        if queue is None:
+            raise ApplicationError("No such queue.", status_code=404)
+        assignment = services.assignment_claim_next(rater=request.user, queue=queue)  # type: ignore[arg-type]
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(selectors.assignment_payload(assignment), status=status.HTTP_201_CREATED)
+
+
+class AssignmentDetailApi(APIView):
+    @extend_schema(responses={200: AssignmentOutputSerializer})
+    def get(self, request: Request, assignment_id: int) -> Response:
+        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
+        return Response(selectors.assignment_payload(assignment))
+
+
+class JudgmentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    assignment = serializers.IntegerField(source="assignment_id")
+    preference = serializers.IntegerField(allow_null=True)
+    ranking = serializers.JSONField(allow_null=True)
+    criteria = serializers.JSONField()
+    flags = serializers.JSONField()
+    rationale = serializers.CharField()
+    active_seconds = serializers.FloatField(allow_null=True)
+    rubric_version = serializers.IntegerField(source="rubric.version")
+    created_at = serializers.DateTimeField()
+    replayed = serializers.SerializerMethodField()
+
+    def get_replayed(self, judgment: Judgment) -> bool:
+        return bool(self.context.get("replayed"))
+
+
+class AssignmentJudgmentApi(APIView):
+    """Submit a judgment: 201 the first time, 200 with the stored judgment on a replay."""
+
+    class InputSerializer(serializers.Serializer):
+        preference = serializers.JSONField(required=False, help_text="-3..3; negative = A better, 0 = tie")
+        ranking = serializers.JSONField(required=False, help_text='[["A"], ["C", "B"], ...], best first')
+        criteria = serializers.JSONField(required=False)
+        flags = serializers.JSONField(required=False)
+        rationale = serializers.CharField(required=False, allow_blank=True, default="")
+        rewrite = serializers.CharField(required=False, allow_blank=True, default="")
+        active_seconds = serializers.FloatField(required=False, allow_null=True, default=None)
+
+    @extend_schema(request=InputSerializer, responses={201: JudgmentOutputSerializer, 200: JudgmentOutputSerializer})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        judgment, created = services.judgment_submit(assignment=assignment, **data.validated_data)
+        body = JudgmentOutputSerializer(judgment, context={"replayed": not created}).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class AssignmentSkipApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+    @extend_schema(request=InputSerializer, responses={200: OpenApiResponse(description="Skipped")})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        skipped = services.assignment_skip(assignment=assignment, reason=data.validated_data["reason"])
+        return Response({"id": skipped.pk, "status": skipped.status, "reason": skipped.skip_reason})

@@ -1,0 +1,114 @@
+"""``manage.py demo``: the whole loop on one machine, with no external server.
+
+Migrates the SQLite database, seeds the demo, starts a Celery worker (embedded filesystem
+broker, queues ``default`` and ``gpu``, beat for lease expiry), generates 4 candidates per
+demo prompt with the bundled model (progress bar), builds the pairwise queue and serves the UI.
+A second run reuses everything that exists.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from comparisons.models import Candidate
+
+
+class Command(BaseCommand):
+    help = "Seed the demo, generate candidates with the bundled model, build a queue and serve the UI."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--samples", type=int, default=4)
+        parser.add_argument("--max-new-tokens", type=int, default=160)
+        parser.add_argument("--no-serve", action="store_true", help="Stop after building the queue.")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        from labeling.demo import demo_logins, demo_queue, demo_seed
+        from model_runner.services import generation_job_create, generation_job_wait, generator_get_bundled
+
+        self.stdout.write("Migrating the database ...")
+        call_command("migrate", interactive=False, verbosity=0)
+        users, rubric, prompts = demo_seed()
+        raters = [u for u in users if u.role == "rater"]
+        self.stdout.write(f"Demo data: {len(users)} accounts, rubric '{rubric}', {len(prompts)} prompts.")
+
+        worker = self._start_worker()
+        try:
+            generator = generator_get_bundled()
+            k = opts["samples"]
+            have = Candidate.objects.filter(prompt__in=prompts, generator=generator, sample_index__lt=k).count()
+            if have < len(prompts) * k:
+                self.stdout.write(
+                    f"Generating {len(prompts) * k - have} candidates with {generator.name} in the worker "
+                    "(the first run converts the bundled model once, about 20 s) ..."
+                )
+                job = generation_job_create(
+                    prompts=prompts,
+                    generators=[generator],
+                    samples_per_prompt=k,
+                    sampling={"max_new_tokens": opts["max_new_tokens"]},
+                )
+                job = self._wait(job, generation_job_wait, worker)
+                if job.status != "succeeded":
+                    raise CommandError(f"Generation job {job.pk} ended {job.status}: {job.errors}")
+            else:
+                self.stdout.write(f"Reusing {have} candidates already generated.")
+            queue = demo_queue(rubric=rubric, prompts=prompts, raters=raters)
+            self.stdout.write(f"Queue '{queue.name}': {queue.items.count()} pairwise comparisons, overlap {queue.overlap}.")
+            logins = demo_logins()
+            url = f"http://{opts['addrport']}/"
+            self.stdout.write(self.style.SUCCESS(f"\nPreflab is running at {url}"))
+            for user in users:
+                self.stdout.write(f"  {user.role:<10} {user.username:<11} password: {logins[user.username]}")
+            self.stdout.write(f"  API docs: {url}api/docs/   (logins are kept in {settings.VAR_DIR}/demo_logins.json)\n")
+            if not opts["no_serve"]:
+                call_command("runserver", opts["addrport"], use_reloader=False)
+        finally:
+            self._stop_worker(worker)
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        var = settings.VAR_DIR
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "labeling", "worker",
+            "-Q", "default,gpu", "--pool", "solo", "--concurrency", "1",
+            "-B", "--schedule", str(var / "celerybeat-schedule"),
+            "--loglevel", "INFO", "--logfile", str(var / "worker.log"),
+        ]  # fmt: skip
+        self.stdout.write(f"Starting a Celery worker (log: {var / 'worker.log'}) ...")
+        return subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+
+    def _stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+
+    def _wait(self, job: Any, wait: Any, worker: subprocess.Popen[bytes]) -> Any:
+        from tqdm import tqdm
+
+        bar = tqdm(total=job.total, unit="cand", desc="generating", file=sys.stderr, dynamic_ncols=True)
+        started = time.monotonic()
+
+        def on_progress(current: Any) -> None:
+            if worker.poll() is not None:
+                raise CommandError(f"The worker exited (code {worker.returncode}); see var/worker.log")
+            bar.n = current.done
+            rate = current.completion_tokens / current.generation_seconds if current.generation_seconds else 0
+            bar.set_postfix_str(f"{rate:.0f} tok/s, {time.monotonic() - started:.0f}s")
+            bar.refresh()
+
+        try:
+            return wait(job=job, on_progress=on_progress)
+        finally:
+            bar.close()
