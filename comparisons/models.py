@@ -58,7 +58,9 @@ class Candidate(models.Model):
         HUMAN = "human", "Human-written"
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
-    generator = models.ForeignKey("model_runner.Generator", on_delete=models.PROTECT, related_name="candidates")
+    generator = models.ForeignKey(
+        "model_runner.Generator", on_delete=models.PROTECT, related_name="candidates"
+    )
     job = models.ForeignKey(
         "model_runner.GenerationJob",
         on_delete=models.SET_NULL,
@@ -83,7 +85,8 @@ class Candidate(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["prompt", "generator", "sample_index"], name="candidate_prompt_generator_sample_unique"
+                fields=["prompt", "generator", "sample_index"],
+                name="candidate_prompt_generator_sample_unique",
             ),
         ]
         ordering = ["prompt_id", "generator_id", "sample_index"]
@@ -125,3 +128,6 @@ class ComparisonCandidate(models.Model):
             models.UniqueConstraint(fields=["comparison", "position"], name="compcand_position_unique"),
         ]
         ordering = ["comparison_id", "position"]
+
+    def __str__(self) -> str:
+        return f"comparison {self.comparison_id} #{self.position}: candidate {self.candidate_id}"

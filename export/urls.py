@@ -1,4 +1,16 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-api_patterns: list[URLPattern | URLResolver] = []
-page_patterns: list[URLPattern | URLResolver] = []
+from export import apis, views
+
+api_patterns: list[URLPattern | URLResolver] = [
+    path("exports/", apis.ExportRunCollectionApi.as_view(), name="export-run-list"),
+    path("exports/<int:export_run_id>/", apis.ExportRunDetailApi.as_view(), name="export-run-detail"),
+    path(
+        "exports/<int:export_run_id>/download/",
+        apis.ExportRunDownloadApi.as_view(),
+        name="export-run-download",
+    ),
+]
+page_patterns: list[URLPattern | URLResolver] = [
+    path("export/", views.export_page, name="export-page"),
+]

@@ -22,11 +22,11 @@ class RubricAdmin(admin.ModelAdmin):
     list_display = ("name", "version", "frozen", "created_at")
     inlines = [CriterionInline]
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request, obj=None):
         # A rubric that judgments used is frozen: make a new version instead of editing it.
         return ("name", "version", "description", "frozen") if obj and obj.frozen else ()
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request, obj=None):
         return not (obj and obj.frozen)
 
 

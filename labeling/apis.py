@@ -47,9 +47,10 @@ class UserCreateApi(APIView):
 class CriterionSerializer(serializers.Serializer):
     key = serializers.SlugField()
     question = serializers.CharField()
-    help_text = serializers.CharField(required=False, allow_blank=True, default="")
+    # Field names that shadow DRF Field attributes (help_text, required) need the ignores.
+    help_text = serializers.CharField(required=False, allow_blank=True, default="")  # type: ignore[assignment]
     kind = serializers.CharField()
-    required = serializers.BooleanField(required=False, default=False)
+    required = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]
 
 
 class RubricOutputSerializer(serializers.Serializer):
@@ -92,6 +93,11 @@ class QueueOutputSerializer(serializers.Serializer):
     priority = serializers.IntegerField()
     rubric = serializers.IntegerField(source="rubric_id")
     guidelines = serializers.CharField()
+    gold_rate = serializers.FloatField()
+    skip_policy = serializers.CharField()
+    pairing = serializers.CharField()
+    max_open_leases = serializers.IntegerField()
+    qualification = serializers.IntegerField(source="qualification_id", allow_null=True)
     items = serializers.SerializerMethodField()
 
     def get_items(self, queue: Queue) -> int:
@@ -107,16 +113,23 @@ class QueueListCreateApi(APIView):
         prompts = serializers.ListField(child=serializers.CharField(), required=False)
         tags = serializers.ListField(child=serializers.CharField(), required=False)
         collection = serializers.CharField(required=False)
-        pairing = serializers.CharField(default="all_pairs")
+        pairing = serializers.ChoiceField(choices=Queue.Pairing.choices, default="all_pairs")
         size = serializers.IntegerField(required=False)
         members = serializers.ListField(child=serializers.CharField(), required=False, default=list)
         lease_seconds = serializers.IntegerField(required=False, min_value=30)
         priority = serializers.IntegerField(default=0)
         guidelines = serializers.CharField(required=False, allow_blank=True, default="")
+        content_warning = serializers.CharField(required=False, allow_blank=True, default="")
+        gold_rate = serializers.FloatField(default=0.0, min_value=0.0, max_value=1.0)
+        skip_policy = serializers.ChoiceField(choices=Queue.SkipPolicy.choices, default="others")
+        max_open_leases = serializers.IntegerField(default=1, min_value=1, max_value=50)
+        qualification = serializers.IntegerField(required=False, allow_null=True, default=None)
+        qualification_min_items = serializers.IntegerField(default=5, min_value=1)
+        qualification_min_accuracy = serializers.FloatField(default=0.8, min_value=0.0, max_value=1.0)
         seed = serializers.IntegerField(default=0)
 
     def get_permissions(self) -> list[Any]:
-        return [IsAdminRole()] if self.request.method == "POST" else super().get_permissions()
+        return [IsAdminRole()] if self.request.method == "POST" else list(super().get_permissions())
 
     @extend_schema(responses={200: QueueOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
@@ -131,6 +144,11 @@ class QueueListCreateApi(APIView):
         rubric = _rubric_from_ref(v["rubric"])
         prompts = _prompts_from(v)
         members = _users_from(v["members"])
+        qualification = None
+        if v["qualification"] is not None:
+            qualification = Queue.objects.filter(pk=v["qualification"]).first()
+            if qualification is None:
+                raise ApplicationError(f"qualification: no queue {v['qualification']}", field="qualification")
         queue = services.queue_create(
             name=v["name"],
             kind=v["kind"],
@@ -143,6 +161,13 @@ class QueueListCreateApi(APIView):
             lease_seconds=v.get("lease_seconds"),
             priority=v["priority"],
             guidelines=v["guidelines"],
+            content_warning=v["content_warning"],
+            gold_rate=v["gold_rate"],
+            skip_policy=v["skip_policy"],
+            max_open_leases=v["max_open_leases"],
+            qualification=qualification,
+            qualification_min_items=v["qualification_min_items"],
+            qualification_min_accuracy=v["qualification_min_accuracy"],
             seed=v["seed"],
         )
         return Response(QueueOutputSerializer(queue).data, status=status.HTTP_201_CREATED)
@@ -195,7 +220,7 @@ def _users_from(refs: list[str]) -> list[User]:
 
 
 class ResponseSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # shadows Field.label
     text = serializers.CharField()
 
 
@@ -215,12 +240,25 @@ class AssignmentOutputSerializer(serializers.Serializer):
 class QueueNextApi(APIView):
     """Lease the next item: 201 with the assignment, 204 when nothing is left for this rater."""
 
-    @extend_schema(request=None, responses={201: AssignmentOutputSerializer, 204: OpenApiResponse()})
+    class InputSerializer(serializers.Serializer):
+        fresh = serializers.BooleanField(
+            default=False, help_text="Lease another item although one is held (up to max_open_leases)."
+        )
+
+    @extend_schema(
+        request=InputSerializer, responses={201: AssignmentOutputSerializer, 204: OpenApiResponse()}
+    )
     def post(self, request: Request, queue_id: int) -> Response:
         queue = Queue.objects.select_related("rubric").filter(pk=queue_id).first()
         if queue is None:
             raise ApplicationError("No such queue.", status_code=404)
-        assignment = services.assignment_claim_next(rater=request.user, queue=queue)  # type: ignore[arg-type]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = services.assignment_claim_next(
+            rater=request.user,  # type: ignore[arg-type]
+            queue=queue,
+            fresh=data.validated_data["fresh"],
+        )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(selectors.assignment_payload(assignment), status=status.HTTP_201_CREATED)
@@ -262,7 +300,9 @@ class AssignmentJudgmentApi(APIView):
         rewrite = serializers.CharField(required=False, allow_blank=True, default="")
         active_seconds = serializers.FloatField(required=False, allow_null=True, default=None)
 
-    @extend_schema(request=InputSerializer, responses={201: JudgmentOutputSerializer, 200: JudgmentOutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={201: JudgmentOutputSerializer, 200: JudgmentOutputSerializer}
+    )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
         data = self.InputSerializer(data=request.data)
@@ -283,3 +323,58 @@ class AssignmentSkipApi(APIView):
         data.is_valid(raise_exception=True)
         skipped = services.assignment_skip(assignment=assignment, reason=data.validated_data["reason"])
         return Response({"id": skipped.pk, "status": skipped.status, "reason": skipped.skip_reason})
+
+
+class QueueItemsAddApi(APIView):
+    """Add items built from more prompts (or new candidates); existing items are left untouched."""
+
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        prompts = serializers.ListField(child=serializers.CharField(), required=False)
+        tags = serializers.ListField(child=serializers.CharField(), required=False)
+        collection = serializers.CharField(required=False)
+        seed = serializers.IntegerField(default=0)
+
+    @extend_schema(request=InputSerializer, responses={200: QueueOutputSerializer})
+    def post(self, request: Request, queue_id: int) -> Response:
+        queue = Queue.objects.filter(pk=queue_id).first()
+        if queue is None:
+            raise ApplicationError("No such queue.", status_code=404)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        added = services.queue_add_prompts(
+            queue=queue, prompts=_prompts_from(data.validated_data), seed=data.validated_data["seed"]
+        )
+        return Response({**QueueOutputSerializer(queue).data, "added": added})
+
+
+class QueueGoldApi(APIView):
+    """Mark comparisons as gold items with their known answer (in the comparison's stored order)."""
+
+    permission_classes = [IsAdminRole]
+
+    class GoldSerializer(serializers.Serializer):
+        comparison = serializers.IntegerField()
+        preference = serializers.IntegerField(required=False, min_value=-3, max_value=3)
+        ranking = serializers.JSONField(required=False)
+
+    class InputSerializer(serializers.Serializer):
+        items = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+    @extend_schema(request=InputSerializer, responses={200: QueueOutputSerializer})
+    def post(self, request: Request, queue_id: int) -> Response:
+        queue = Queue.objects.filter(pk=queue_id).first()
+        if queue is None:
+            raise ApplicationError("No such queue.", status_code=404)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        gold = []
+        for i, raw in enumerate(data.validated_data["items"]):
+            entry = self.GoldSerializer(data=raw)
+            if not entry.is_valid():
+                field, messages = next(iter(entry.errors.items()))
+                raise ApplicationError(f"items[{i}].{field}: {messages[0]}", field=f"items[{i}].{field}")
+            gold.append(entry.validated_data)
+        count = services.queue_add_gold(queue=queue, gold=gold)
+        return Response({**QueueOutputSerializer(queue).data, "gold": count})

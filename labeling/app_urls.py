@@ -8,13 +8,17 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("rubrics/", apis.RubricListCreateApi.as_view(), name="api-rubrics"),
     path("queues/", apis.QueueListCreateApi.as_view(), name="api-queues"),
     path("queues/<int:queue_id>/next/", apis.QueueNextApi.as_view(), name="api-queue-next"),
+    path("queues/<int:queue_id>/items/", apis.QueueItemsAddApi.as_view(), name="api-queue-items"),
+    path("queues/<int:queue_id>/gold/", apis.QueueGoldApi.as_view(), name="api-queue-gold"),
     path("assignments/<int:assignment_id>/", apis.AssignmentDetailApi.as_view(), name="api-assignment"),
     path(
         "assignments/<int:assignment_id>/judgment/",
         apis.AssignmentJudgmentApi.as_view(),
         name="api-assignment-judgment",
     ),
-    path("assignments/<int:assignment_id>/skip/", apis.AssignmentSkipApi.as_view(), name="api-assignment-skip"),
+    path(
+        "assignments/<int:assignment_id>/skip/", apis.AssignmentSkipApi.as_view(), name="api-assignment-skip"
+    ),
 ]
 
 page_patterns: list[URLPattern | URLResolver] = [

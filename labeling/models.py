@@ -79,6 +79,17 @@ class Queue(models.Model):
         PAUSED = "paused", "Paused"  # keeps its items, hands out nothing
         CLOSED = "closed", "Closed"  # finished; hands out nothing
 
+    class SkipPolicy(models.TextChoices):
+        OTHERS = "others", "Requeue for others (never show to this rater again)"
+        LATER = "later", "Requeue for others, and for this rater after everything else"
+        RETIRE = "retire", "Never show again (retire the item for everyone)"
+
+    class Pairing(models.TextChoices):
+        ALL_PAIRS = "all_pairs", "All pairs among a prompt's candidates"
+        RANDOM_PAIR = "random_pair", "One random pair per prompt"
+        CROSS_GENERATOR = "cross_generator", "Pairs across generators"
+        ADAPTIVE = "adaptive", "Adaptive: most uncertain Bradley-Terry pairs first"
+
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PAIRWISE)
     rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, related_name="queues")
@@ -89,12 +100,30 @@ class Queue(models.Model):
     guidelines = models.TextField(blank=True, help_text="Markdown shown to raters.")
     content_warning = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    skip_policy = models.CharField(max_length=16, choices=SkipPolicy.choices, default=SkipPolicy.OTHERS)
+    pairing = models.CharField(max_length=20, choices=Pairing.choices, default=Pairing.ALL_PAIRS)
+    max_open_leases = models.PositiveSmallIntegerField(
+        default=1, help_text="Live leases one rater may hold in this queue at once."
+    )
+    qualification = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="qualifies_for",
+        help_text="A gold queue raters must pass before working here.",
+    )
+    qualification_min_items = models.PositiveSmallIntegerField(default=5)
+    qualification_min_accuracy = models.FloatField(default=0.8)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="queues", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="queue_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(max_open_leases__gte=1), name="queue_max_open_leases_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="queue_gold_rate_fraction"
             ),
@@ -117,6 +146,12 @@ class QueueItem(models.Model):
         "comparisons.Comparison", on_delete=models.CASCADE, related_name="queue_items"
     )
     is_gold = models.BooleanField(default=False)
+    gold_answer = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Known answer in candidate positions: {"preference": -3..3} or {"ranking": [[0], [2, 1]]}.',
+    )
+    retired = models.BooleanField(default=False, help_text="Withdrawn: handed out to no one.")
     priority = models.IntegerField(default=0)
     claimed = models.PositiveSmallIntegerField(default=0)
     judged = models.PositiveSmallIntegerField(default=0)
@@ -150,6 +185,7 @@ class Assignment(models.Model):
     shown_order = models.JSONField(help_text="Candidate ids in the order shown: index 0 is label A.")
     expires_at = models.DateTimeField()
     skip_reason = models.CharField(max_length=500, blank=True)
+    requeue = models.BooleanField(default=False, help_text="Skipped, but may come back to this rater later.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from comparisons.models import Comparison, Prompt
@@ -102,10 +102,15 @@ def queue_create(
     priority: int = 0,
     guidelines: str = "",
     content_warning: str = "",
+    gold_rate: float = 0.0,
+    skip_policy: str = Queue.SkipPolicy.OTHERS,
+    max_open_leases: int = 1,
+    qualification: Queue | None = None,
+    qualification_min_items: int = 5,
+    qualification_min_accuracy: float = 0.8,
     seed: int = 0,
 ) -> Queue:
     """Create a queue and its items from the prompts' candidates, all or nothing."""
-    from comparisons.services import comparisons_build
 
     if kind not in (Queue.Kind.PAIRWISE, Queue.Kind.RANKING):
         raise ApplicationError("kind: must be pairwise or ranking", field="kind")
@@ -118,6 +123,12 @@ def queue_create(
         raise ApplicationError("size: a pairwise queue compares 2 responses", field="size")
     if not 2 <= size <= 9:
         raise ApplicationError("size: must be between 2 and 9", field="size")
+    if pairing not in Queue.Pairing.values:
+        raise ApplicationError(f"pairing: must be one of {', '.join(Queue.Pairing.values)}", field="pairing")
+    if pairing == Queue.Pairing.ADAPTIVE and kind != Queue.Kind.PAIRWISE:
+        raise ApplicationError("pairing: adaptive pairing is for pairwise queues", field="pairing")
+    if not 0.0 <= gold_rate <= 1.0:
+        raise ApplicationError("gold_rate: must be between 0 and 1", field="gold_rate")
     with transaction.atomic():
         queue = Queue.objects.create(
             name=name,
@@ -128,11 +139,79 @@ def queue_create(
             priority=priority,
             guidelines=guidelines,
             content_warning=content_warning,
+            gold_rate=gold_rate,
+            skip_policy=skip_policy,
+            pairing=pairing,
+            max_open_leases=max_open_leases,
+            qualification=qualification,
+            qualification_min_items=qualification_min_items,
+            qualification_min_accuracy=qualification_min_accuracy,
         )
         queue.members.add(*members)
-        comparisons = comparisons_build(prompts=list(prompts), pairing=pairing, size=size, seed=seed)
-        queue_add_comparisons(queue=queue, comparisons=comparisons)
+        queue_add_prompts(queue=queue, prompts=prompts, size=size, seed=seed)
     return queue
+
+
+def queue_add_prompts(
+    *, queue: Queue, prompts: Iterable[Prompt], size: int | None = None, seed: int = 0
+) -> int:
+    """Build the queue's comparisons for these prompts (its pairing strategy) and add the new ones.
+
+    Items that exist are left as they are (claims, judgments, priorities). Returns how many were added.
+    """
+    from comparisons.services import comparisons_build
+
+    if size is None:
+        size = (
+            2
+            if queue.kind == Queue.Kind.PAIRWISE
+            else (queue.items.values_list("comparison__size", flat=True).first() or 4)
+        )
+    # Adaptive queues hold all pairs; the adaptive part is the order they are handed out in.
+    pairing = Queue.Pairing.ALL_PAIRS if queue.pairing == Queue.Pairing.ADAPTIVE else queue.pairing
+    comparisons = comparisons_build(prompts=list(prompts), pairing=pairing, size=size, seed=seed)
+    added = queue_add_comparisons(queue=queue, comparisons=comparisons)
+    if queue.pairing == Queue.Pairing.ADAPTIVE and added:
+        queue_reprioritize(queue=queue)
+    return added
+
+
+def queue_add_gold(*, queue: Queue, gold: list[dict[str, Any]]) -> int:
+    """Mark comparisons as gold items of the queue (added if missing), with their known answers.
+
+    Answers are in the comparison's stored order: ``preference`` < 0 means position 0 is better;
+    ``ranking`` lists groups of positions, best first. All or nothing.
+    """
+    with transaction.atomic():
+        comparisons = {c.pk: c for c in Comparison.objects.filter(pk__in=[g["comparison"] for g in gold])}
+        for i, entry in enumerate(gold):
+            comparison = comparisons.get(entry["comparison"])
+            if comparison is None:
+                raise ApplicationError(
+                    f"items[{i}].comparison: no comparison {entry['comparison']}",
+                    field=f"items[{i}].comparison",
+                )
+            if comparison.size == 2:
+                if entry.get("preference") is None:
+                    raise ApplicationError(
+                        f"items[{i}].preference: required for a pair", field=f"items[{i}].preference"
+                    )
+                answer: dict[str, Any] = {"preference": entry["preference"]}
+            else:
+                ranking = entry.get("ranking")
+                flat = (
+                    sorted(p for group in ranking or [] for p in group) if isinstance(ranking, list) else None
+                )
+                if flat != list(range(comparison.size)):
+                    raise ApplicationError(
+                        f"items[{i}].ranking: must place positions 0..{comparison.size - 1} once each",
+                        field=f"items[{i}].ranking",
+                    )
+                answer = {"ranking": ranking}
+            QueueItem.objects.update_or_create(
+                queue=queue, comparison=comparison, defaults={"is_gold": True, "gold_answer": answer}
+            )
+    return queue.items.filter(is_gold=True).count()
 
 
 def queue_add_comparisons(*, queue: Queue, comparisons: Iterable[Comparison]) -> int:
@@ -175,46 +254,115 @@ def assignments_expire(*, queue: Queue | None = None, now: datetime | None = Non
     return released
 
 
-def assignment_claim_next(*, rater: User, queue: Queue, now: datetime | None = None) -> Assignment | None:
+def _lockable(qs: QuerySet[QueueItem]) -> QuerySet[QueueItem]:
+    """Lock the rows we pick and skip rows another claimer holds (PostgreSQL).
+
+    SQLite has no row locks; there every transaction begins IMMEDIATE, so claims run one at a time.
+    """
+    if connection.features.has_select_for_update_skip_locked:
+        return qs.select_for_update(skip_locked=True, of=("self",))
+    return qs
+
+
+def _pick_item(*, rater: User, queue: Queue, gold: bool) -> QueueItem | None:
+    seen = Assignment.objects.filter(rater=rater, item__queue=queue).values("item_id")
+    qs = QueueItem.objects.filter(queue=queue, is_gold=gold, retired=False).exclude(pk__in=seen)
+    if not gold:
+        # Gold items are answered by every rater; real items stop at the overlap.
+        qs = qs.filter(claimed__lt=queue.overlap)
+    return _lockable(qs.order_by("-priority", "id")).select_related("comparison__prompt").first()
+
+
+def _pick_requeued(*, rater: User, queue: Queue) -> Assignment | None:
+    """A skipped-for-later item of this rater that still has room (skip policy ``later``)."""
+    skipped = list(
+        Assignment.objects.filter(
+            rater=rater, item__queue=queue, status=Assignment.Status.SKIPPED, requeue=True
+        ).values_list("pk", "item_id")
+    )
+    if not skipped:
+        return None
+    items = _lockable(
+        QueueItem.objects.filter(pk__in=[i for _, i in skipped], retired=False, claimed__lt=queue.overlap)
+    ).order_by("-priority", "id")
+    item = items.select_related("comparison__prompt").first()
+    if item is None:
+        return None
+    assignment = Assignment.objects.get(pk=next(pk for pk, i in skipped if i == item.pk))
+    assignment.item = item
+    return assignment
+
+
+def rater_is_qualified(*, rater: User, queue: Queue) -> bool:
+    """Has the rater passed the queue's qualification (gold) queue, if it has one?"""
+    if queue.qualification_id is None:
+        return True
+    from labeling.selectors import rater_gold_accuracy
+
+    answered, accuracy = rater_gold_accuracy(rater=rater, queue_id=queue.qualification_id)
+    return answered >= queue.qualification_min_items and accuracy >= queue.qualification_min_accuracy
+
+
+def assignment_claim_next(
+    *,
+    rater: User,
+    queue: Queue,
+    now: datetime | None = None,
+    fresh: bool = False,
+    rng: random.Random | None = None,
+) -> Assignment | None:
     """Lease the next item of ``queue`` to ``rater``, or return None when nothing is left for them.
 
     Guarantees, also with many raters claiming at once:
-    - a rater who already holds an unexpired lease in this queue gets that lease back (a refresh
-      never burns an item), and two concurrent claims by one rater are serialized by locking
-      the rater's row;
-    - a rater never gets an item they already judged, skipped or held (unique item/rater);
+    - a rater who holds an unexpired lease in this queue gets it back (a refresh never burns an
+      item) unless ``fresh`` asks for another one, up to the queue's ``max_open_leases``; two
+      concurrent claims by one rater are serialized by locking the rater's row;
+    - a rater never gets an item they already judged, skipped or held (unique item/rater), except
+      an item they skipped "for later", which comes back after everything else;
     - no item is leased or judged more than the queue's overlap: candidate items are locked with
       ``SELECT ... FOR UPDATE SKIP LOCKED`` in a fixed order (priority, id), so two raters never
-      wait on or take the same slot, and ``claimed`` only grows under that lock.
+      wait on or take the same slot, and ``claimed`` only grows under that lock;
+    - gold items are mixed in at the queue's gold rate (any number of raters answer each one);
+      a rater gets no gold once the real items are gone.
     """
     now = now or timezone.now()
     if queue.status != Queue.Status.ACTIVE:
         return None
-    if not (queue.members.filter(pk=rater.pk).exists()):
+    if not queue.members.filter(pk=rater.pk).exists():
         raise ApplicationError("You are not a member of this queue.", status_code=403)
+    if not rater_is_qualified(rater=rater, queue=queue):
+        raise ApplicationError(
+            f"This queue needs a passed qualification in '{queue.qualification}' first.", status_code=403
+        )
     assignments_expire(queue=queue, now=now)
+    want_gold = queue.gold_rate > 0 and (rng or random).random() < queue.gold_rate
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=rater.pk).values_list("pk", flat=True).first()
-        held = (
+        held = list(
             Assignment.objects.filter(
                 rater=rater, item__queue=queue, status=Assignment.Status.LEASED, expires_at__gt=now
             )
-            .select_related("item__queue__rubric", "item__comparison__prompt")
-            .first()
+            .select_related("item__comparison__prompt")
+            .order_by("id")
         )
-        if held is not None:
-            return held
-        seen = Assignment.objects.filter(rater=rater, item__queue=queue).values("item_id")
-        candidates = (
-            QueueItem.objects.filter(queue=queue, claimed__lt=queue.overlap)
-            .exclude(pk__in=seen)
-            .order_by("-priority", "id")
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        item = candidates.select_related("comparison").first()
+        if held and not fresh:
+            return _attach(held[0], queue)
+        if len(held) >= queue.max_open_leases:
+            raise Conflict(f"You already hold {len(held)} open item(s) in this queue (the most allowed).")
+        item = _pick_item(rater=rater, queue=queue, gold=want_gold)
+        if want_gold and item is None:
+            item = _pick_item(rater=rater, queue=queue, gold=False)
         if item is None:
-            return None
+            requeued = _pick_requeued(rater=rater, queue=queue)
+            if requeued is None:
+                return None
+            QueueItem.objects.filter(pk=requeued.item.pk).update(claimed=F("claimed") + 1)
+            requeued.status = Assignment.Status.LEASED
+            requeued.requeue = False
+            requeued.shown_order = _shown_order(requeued.item)
+            requeued.expires_at = now + timedelta(seconds=queue.lease_seconds)
+            requeued.save(update_fields=["status", "requeue", "shown_order", "expires_at", "updated_at"])
+            return _attach(requeued, queue)
         QueueItem.objects.filter(pk=item.pk).update(claimed=F("claimed") + 1)
         assignment = Assignment.objects.create(
             item=item,
@@ -222,24 +370,48 @@ def assignment_claim_next(*, rater: User, queue: Queue, now: datetime | None = N
             shown_order=_shown_order(item),
             expires_at=now + timedelta(seconds=queue.lease_seconds),
         )
-    return Assignment.objects.select_related("item__queue__rubric", "item__comparison__prompt").get(
-        pk=assignment.pk
-    )
+    return _attach(assignment, queue)
+
+
+def _attach(assignment: Assignment, queue: Queue) -> Assignment:
+    # The caller's queue row (with its rubric) saves a query when the payload is built.
+    assignment.item.queue = queue
+    return assignment
+
+
+def assignment_claim_next_any(*, rater: User, now: datetime | None = None) -> Assignment | None:
+    """The next item from the rater's queues, highest queue priority first."""
+    for queue in Queue.objects.filter(members=rater, status=Queue.Status.ACTIVE).select_related("rubric"):
+        try:
+            assignment = assignment_claim_next(rater=rater, queue=queue, now=now)
+        except ApplicationError:
+            continue  # not qualified yet: try the next queue
+        if assignment is not None:
+            return assignment
+    return None
 
 
 def assignment_skip(*, assignment: Assignment, reason: str = "") -> Assignment:
-    """Give the item back for others. Idempotent; a submitted item cannot be skipped."""
+    """Give the item back, as the queue's skip policy says. Idempotent; a judged item cannot be skipped.
+
+    ``others``: the slot goes to other raters, never back to this one. ``later``: also back to this
+    rater once everything else is done. ``retire``: the item is withdrawn for everyone.
+    """
     with transaction.atomic():
-        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        locked = Assignment.objects.select_for_update().select_related("item__queue").get(pk=assignment.pk)
         if locked.status == Assignment.Status.SUBMITTED:
             raise Conflict("This item is already judged; it cannot be skipped.")
         if locked.status == Assignment.Status.SKIPPED:
             return locked
+        policy = locked.item.queue.skip_policy
         if locked.status == Assignment.Status.LEASED:
             QueueItem.objects.filter(pk=locked.item_id).update(claimed=F("claimed") - 1)
+        if policy == Queue.SkipPolicy.RETIRE:
+            QueueItem.objects.filter(pk=locked.item_id).update(retired=True)
         locked.status = Assignment.Status.SKIPPED
+        locked.requeue = policy == Queue.SkipPolicy.LATER
         locked.skip_reason = reason[:500]
-        locked.save(update_fields=["status", "skip_reason", "updated_at"])
+        locked.save(update_fields=["status", "requeue", "skip_reason", "updated_at"])
     return locked
 
 
@@ -381,7 +553,63 @@ def judgment_submit(
             QueueItem.objects.filter(pk=locked.item_id).update(judged=F("judged") + 1)
             if not queue.rubric.frozen:
                 Rubric.objects.filter(pk=queue.rubric_id).update(frozen=True)
+            if queue.pairing == Queue.Pairing.ADAPTIVE:
+                prompt_id = locked.item.comparison.prompt_id
+                transaction.on_commit(lambda: queue_reprioritize(queue=queue, prompt_ids=[prompt_id]))
     except IntegrityError:
         # A concurrent replay won the race on the one-to-one key: return what it stored.
         return Judgment.objects.get(assignment=assignment), False
     return judgment, True
+
+
+# ------------------------------------------------------------------------ adaptive pairing
+
+
+def queue_reprioritize(*, queue: Queue, prompt_ids: Iterable[int] | None = None) -> int:
+    """Adaptive pairing: order a pairwise queue's items by how uncertain their comparison is.
+
+    Per prompt, a Bradley-Terry fit over the judgments so far scores each candidate; an item's
+    priority grows as its two candidates' scores get closer and shrinks with every judgment it
+    has. Claims take the highest priority first. Rows are updated in id order, so concurrent
+    runs wait on each other instead of deadlocking. Returns how many items changed.
+    """
+    from labeling.ratings import bradley_terry, pair_uncertainty_priority
+    from labeling.selectors import comparison_orders, preference_in_positions
+
+    items = QueueItem.objects.filter(queue=queue, is_gold=False).select_related("comparison")
+    if prompt_ids is not None:
+        items = items.filter(comparison__prompt_id__in=list(prompt_ids))
+    item_list = list(items.order_by("id"))
+    orders = comparison_orders([i.comparison_id for i in item_list])
+    judged = Judgment.objects.filter(assignment__item__in=item_list, preference__isnull=False).values_list(
+        "preference", "assignment__shown_order", "assignment__item__comparison_id"
+    )
+    outcomes: dict[int, list[tuple[int, int, float]]] = {}
+    counts: dict[int, int] = {}
+    prompt_of = {i.comparison_id: i.comparison.prompt_id for i in item_list}
+    for preference, shown, comparison_id in judged:
+        first, second = orders[comparison_id][:2]
+        p = preference_in_positions(
+            preference=preference or 0, shown_order=shown, canonical=orders[comparison_id]
+        )
+        score = 0.5 if p == 0 else (1.0 if p < 0 else 0.0)
+        outcomes.setdefault(prompt_of[comparison_id], []).append((first, second, score))
+        counts[comparison_id] = counts.get(comparison_id, 0) + 1
+    scores: dict[int, dict[Any, float]] = {}
+    changed = []
+    for item in item_list:
+        prompt_id = item.comparison.prompt_id
+        if prompt_id not in scores:
+            players = {
+                c for i in item_list if i.comparison.prompt_id == prompt_id for c in orders[i.comparison_id]
+            }
+            scores[prompt_id] = bradley_terry(outcomes.get(prompt_id, []), players=players)
+        first, second = orders[item.comparison_id][:2]
+        gap = scores[prompt_id][first] - scores[prompt_id][second]
+        priority = pair_uncertainty_priority(gap, counts.get(item.comparison_id, 0))
+        if priority != item.priority:
+            item.priority = priority
+            changed.append(item)
+    with transaction.atomic():
+        QueueItem.objects.bulk_update(changed, ["priority"], batch_size=500)
+    return len(changed)

@@ -49,6 +49,9 @@ def database_from_url(url: str) -> dict[str, Any]:
             # IMMEDIATE takes the write lock when a transaction begins, which serializes
             # claims on SQLite (where SELECT ... FOR UPDATE does not exist).
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+            # A file, not shared-cache memory: concurrency tests open one connection per thread,
+            # and shared-cache SQLite fails fast on locks instead of waiting its timeout.
+            "TEST": {"NAME": str(VAR_DIR / f"test-preflab-{os.getpid()}.sqlite3")},
         }
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         return {
@@ -143,7 +146,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "labeling.schema.PreflabAutoSchema",
     "EXCEPTION_HANDLER": "labeling.apis_common.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -159,12 +162,13 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 _broker_dir = VAR_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith("filesystem"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:

@@ -1,7 +1,7 @@
 from celery import shared_task
 
 
-@shared_task(queue="default")
+@shared_task
 def assignments_expire_task() -> int:
     """Periodic (Celery beat): release leases whose time ran out."""
     from labeling.services import assignments_expire

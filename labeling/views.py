@@ -70,7 +70,9 @@ def _criteria_answers(post: Any, criteria: list[Criterion], labels: list[str]) -
             raw = post.get(name, "")
             answers[c.key] = int(raw) if raw.lstrip("-").isdigit() else None
         elif c.kind == Criterion.Kind.LIKERT:
-            scores = {lab: int(post[f"{name}-{lab}"]) for lab in labels if post.get(f"{name}-{lab}", "").isdigit()}
+            scores = {
+                lab: int(post[f"{name}-{lab}"]) for lab in labels if post.get(f"{name}-{lab}", "").isdigit()
+            }
             answers[c.key] = scores or None
         elif c.kind == Criterion.Kind.FLAG:
             answers[c.key] = post.get(name) == "on"

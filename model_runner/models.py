@@ -17,7 +17,9 @@ class Generator(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     backend = models.CharField(max_length=16, choices=Backend.choices)
-    model_path = models.CharField(max_length=500, blank=True, help_text="Local folder, GGUF file or endpoint URL.")
+    model_path = models.CharField(
+        max_length=500, blank=True, help_text="Local folder, GGUF file or endpoint URL."
+    )
     gguf_file = models.CharField(max_length=300, blank=True)
     model_name = models.CharField(max_length=200, blank=True, help_text="Model name sent to an endpoint.")
     api_key_env = models.CharField(
@@ -30,7 +32,9 @@ class Generator(models.Model):
         blank=True,
         help_text="Defaults: temperature, top_p, top_k, max_new_tokens, repetition_penalty, stop, seed.",
     )
-    options = models.JSONField(default=dict, blank=True, help_text="Backend options: device, dtype, batch size.")
+    options = models.JSONField(
+        default=dict, blank=True, help_text="Backend options: device, dtype, batch size."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

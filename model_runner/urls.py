@@ -1,4 +1,17 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-api_patterns: list[URLPattern | URLResolver] = []
-page_patterns: list[URLPattern | URLResolver] = []
+from model_runner import apis, views
+
+api_patterns: list[URLPattern | URLResolver] = [
+    path("generation-jobs/", apis.GenerationJobListCreateApi.as_view(), name="api-generation-jobs"),
+    path("generation-jobs/<int:job_id>/", apis.GenerationJobDetailApi.as_view(), name="api-generation-job"),
+    path(
+        "generation-jobs/<int:job_id>/cancel/",
+        apis.GenerationJobCancelApi.as_view(),
+        name="api-generation-job-cancel",
+    ),
+    path("generators/", apis.GeneratorListCreateApi.as_view(), name="api-generators"),
+]
+page_patterns: list[URLPattern | URLResolver] = [
+    path("manage/generation/", views.manage_generation, name="manage-generation"),
+]

@@ -25,6 +25,8 @@ def _eager_celery():
 def _isolated_var(settings, tmp_path):
     """Exports and other files written by tests go to a temporary folder."""
     settings.PREFLAB_EXPORT_ROOT = tmp_path / "exports"
+    # The default hasher costs ~0.2 s per factory user; tests need no real hashing strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

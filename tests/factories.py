@@ -112,11 +112,14 @@ def make_comparison(prompt: Prompt, candidates: list[Candidate]) -> Comparison:
     return comparison
 
 
-def make_pair(prompt: Prompt | None = None, texts: tuple[str, str] = ("Left answer.", "Right answer.")) -> Comparison:
+def make_pair(
+    prompt: Prompt | None = None, texts: tuple[str, str] = ("Left answer.", "Right answer.")
+) -> Comparison:
     prompt = prompt or PromptFactory()
     generator = GeneratorFactory()
     candidates = [
-        CandidateFactory(prompt=prompt, generator=generator, sample_index=i, text=t) for i, t in enumerate(texts)
+        CandidateFactory(prompt=prompt, generator=generator, sample_index=i, text=t)
+        for i, t in enumerate(texts)
     ]
     return make_comparison(prompt, candidates)
 

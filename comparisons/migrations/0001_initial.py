@@ -4,68 +4,113 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Candidate',
+            name="Candidate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sample_index', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('sampling', models.JSONField(blank=True, default=dict)),
-                ('seed', models.BigIntegerField(blank=True, null=True)),
-                ('model_revision', models.CharField(blank=True, max_length=128)),
-                ('prompt_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('completion_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('finish_reason', models.CharField(choices=[('stop', 'Stop'), ('length', 'Length'), ('imported', 'Imported'), ('human', 'Human-written')], default='stop', max_length=16)),
-                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sample_index", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("sampling", models.JSONField(blank=True, default=dict)),
+                ("seed", models.BigIntegerField(blank=True, null=True)),
+                ("model_revision", models.CharField(blank=True, max_length=128)),
+                ("prompt_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("completion_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "finish_reason",
+                    models.CharField(
+                        choices=[
+                            ("stop", "Stop"),
+                            ("length", "Length"),
+                            ("imported", "Imported"),
+                            ("human", "Human-written"),
+                        ],
+                        default="stop",
+                        max_length=16,
+                    ),
+                ),
+                ("latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['prompt_id', 'generator_id', 'sample_index'],
+                "ordering": ["prompt_id", "generator_id", "sample_index"],
             },
         ),
         migrations.CreateModel(
-            name='Comparison',
+            name="Comparison",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('size', models.PositiveSmallIntegerField()),
-                ('candidate_key', models.CharField(max_length=200, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("size", models.PositiveSmallIntegerField()),
+                ("candidate_key", models.CharField(max_length=200, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='ComparisonCandidate',
+            name="ComparisonCandidate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField()),
             ],
             options={
-                'ordering': ['comparison_id', 'position'],
+                "ordering": ["comparison_id", "position"],
             },
         ),
         migrations.CreateModel(
-            name='Prompt',
+            name="Prompt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(blank=True, max_length=200, null=True, unique=True)),
-                ('messages', models.JSONField(help_text='[{role, content}, ...]: system/user/assistant turns.')),
-                ('source', models.CharField(choices=[('import', 'Import'), ('adversary', 'Adversary'), ('redteam', 'Red-team'), ('demo', 'Demo')], default='import', max_length=16)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('collection', models.CharField(blank=True, db_index=True, max_length=200)),
-                ('content_hash', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(blank=True, max_length=200, null=True, unique=True)),
+                (
+                    "messages",
+                    models.JSONField(help_text="[{role, content}, ...]: system/user/assistant turns."),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("import", "Import"),
+                            ("adversary", "Adversary"),
+                            ("redteam", "Red-team"),
+                            ("demo", "Demo"),
+                        ],
+                        default="import",
+                        max_length=16,
+                    ),
+                ),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("collection", models.CharField(blank=True, db_index=True, max_length=200)),
+                ("content_hash", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
     ]

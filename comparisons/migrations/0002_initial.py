@@ -6,70 +6,110 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('comparisons', '0001_initial'),
-        ('model_runner', '0001_initial'),
+        ("comparisons", "0001_initial"),
+        ("model_runner", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='candidate',
-            name='author',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="candidate",
+            name="author",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='candidate',
-            name='generator',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='candidates', to='model_runner.generator'),
+            model_name="candidate",
+            name="generator",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="candidates",
+                to="model_runner.generator",
+            ),
         ),
         migrations.AddField(
-            model_name='candidate',
-            name='job',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='candidates', to='model_runner.generationjob'),
+            model_name="candidate",
+            name="job",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="candidates",
+                to="model_runner.generationjob",
+            ),
         ),
         migrations.AddField(
-            model_name='comparisoncandidate',
-            name='candidate',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='comparisons.candidate'),
+            model_name="comparisoncandidate",
+            name="candidate",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="comparisons.candidate"
+            ),
         ),
         migrations.AddField(
-            model_name='comparisoncandidate',
-            name='comparison',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='members', to='comparisons.comparison'),
+            model_name="comparisoncandidate",
+            name="comparison",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="members",
+                to="comparisons.comparison",
+            ),
         ),
         migrations.AddField(
-            model_name='comparison',
-            name='candidates',
-            field=models.ManyToManyField(related_name='comparisons', through='comparisons.ComparisonCandidate', to='comparisons.candidate'),
+            model_name="comparison",
+            name="candidates",
+            field=models.ManyToManyField(
+                related_name="comparisons",
+                through="comparisons.ComparisonCandidate",
+                to="comparisons.candidate",
+            ),
         ),
         migrations.AddField(
-            model_name='comparison',
-            name='prompt',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='comparisons', to='comparisons.prompt'),
+            model_name="comparison",
+            name="prompt",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="comparisons",
+                to="comparisons.prompt",
+            ),
         ),
         migrations.AddField(
-            model_name='candidate',
-            name='prompt',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='comparisons.prompt'),
+            model_name="candidate",
+            name="prompt",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="candidates",
+                to="comparisons.prompt",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='comparisoncandidate',
-            constraint=models.UniqueConstraint(fields=('comparison', 'candidate'), name='compcand_unique'),
+            model_name="comparisoncandidate",
+            constraint=models.UniqueConstraint(fields=("comparison", "candidate"), name="compcand_unique"),
         ),
         migrations.AddConstraint(
-            model_name='comparisoncandidate',
-            constraint=models.UniqueConstraint(fields=('comparison', 'position'), name='compcand_position_unique'),
+            model_name="comparisoncandidate",
+            constraint=models.UniqueConstraint(
+                fields=("comparison", "position"), name="compcand_position_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='comparison',
-            constraint=models.CheckConstraint(condition=models.Q(('size__gte', 2), ('size__lte', 9)), name='comparison_size_2_to_9'),
+            model_name="comparison",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("size__gte", 2), ("size__lte", 9)), name="comparison_size_2_to_9"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='candidate',
-            constraint=models.UniqueConstraint(fields=('prompt', 'generator', 'sample_index'), name='candidate_prompt_generator_sample_unique'),
+            model_name="candidate",
+            constraint=models.UniqueConstraint(
+                fields=("prompt", "generator", "sample_index"),
+                name="candidate_prompt_generator_sample_unique",
+            ),
         ),
     ]

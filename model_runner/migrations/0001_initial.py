@@ -6,59 +6,142 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('comparisons', '0001_initial'),
+        ("comparisons", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Generator',
+            name="Generator",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('backend', models.CharField(choices=[('bundled', 'Bundled default (SmolLM2-135M-Instruct)'), ('transformers', 'Transformers (local folder or GGUF file)'), ('openai', 'OpenAI-compatible endpoint'), ('imported', 'Imported responses (made elsewhere)'), ('human', 'Human-written')], max_length=16)),
-                ('model_path', models.CharField(blank=True, help_text='Local folder, GGUF file or endpoint URL.', max_length=500)),
-                ('gguf_file', models.CharField(blank=True, max_length=300)),
-                ('model_name', models.CharField(blank=True, help_text='Model name sent to an endpoint.', max_length=200)),
-                ('api_key_env', models.CharField(blank=True, help_text='Name of the environment variable holding the API key.', max_length=100)),
-                ('chat_template', models.TextField(blank=True, help_text="Overrides the model's chat template.")),
-                ('system_prompt', models.TextField(blank=True)),
-                ('sampling', models.JSONField(blank=True, default=dict, help_text='Defaults: temperature, top_p, top_k, max_new_tokens, repetition_penalty, stop, seed.')),
-                ('options', models.JSONField(blank=True, default=dict, help_text='Backend options: device, dtype, batch size.')),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                (
+                    "backend",
+                    models.CharField(
+                        choices=[
+                            ("bundled", "Bundled default (SmolLM2-135M-Instruct)"),
+                            ("transformers", "Transformers (local folder or GGUF file)"),
+                            ("openai", "OpenAI-compatible endpoint"),
+                            ("imported", "Imported responses (made elsewhere)"),
+                            ("human", "Human-written"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "model_path",
+                    models.CharField(
+                        blank=True, help_text="Local folder, GGUF file or endpoint URL.", max_length=500
+                    ),
+                ),
+                ("gguf_file", models.CharField(blank=True, max_length=300)),
+                (
+                    "model_name",
+                    models.CharField(blank=True, help_text="Model name sent to an endpoint.", max_length=200),
+                ),
+                (
+                    "api_key_env",
+                    models.CharField(
+                        blank=True,
+                        help_text="Name of the environment variable holding the API key.",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "chat_template",
+                    models.TextField(blank=True, help_text="Overrides the model's chat template."),
+                ),
+                ("system_prompt", models.TextField(blank=True)),
+                (
+                    "sampling",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Defaults: temperature, top_p, top_k, max_new_tokens, repetition_penalty, stop, seed.",
+                    ),
+                ),
+                (
+                    "options",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Backend options: device, dtype, batch size."
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='GenerationJob',
+            name="GenerationJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('samples_per_prompt', models.PositiveSmallIntegerField(default=4)),
-                ('sampling', models.JSONField(blank=True, default=dict, help_text="Overrides the generators' defaults.")),
-                ('batch_size', models.PositiveSmallIntegerField(default=16, help_text='Prompts per task.')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('done', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveBigIntegerField(default=0)),
-                ('generation_seconds', models.FloatField(default=0.0)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('prompts', models.ManyToManyField(related_name='generation_jobs', to='comparisons.prompt')),
-                ('generators', models.ManyToManyField(related_name='jobs', to='model_runner.generator')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("samples_per_prompt", models.PositiveSmallIntegerField(default=4)),
+                (
+                    "sampling",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Overrides the generators' defaults."
+                    ),
+                ),
+                ("batch_size", models.PositiveSmallIntegerField(default=16, help_text="Prompts per task.")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("done", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveBigIntegerField(default=0)),
+                ("generation_seconds", models.FloatField(default=0.0)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("prompts", models.ManyToManyField(related_name="generation_jobs", to="comparisons.prompt")),
+                ("generators", models.ManyToManyField(related_name="jobs", to="model_runner.generator")),
             ],
             options={
-                'ordering': ['-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('samples_per_prompt__gte', 1), ('samples_per_prompt__lte', 16)), name='job_samples_1_to_16')],
+                "ordering": ["-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("samples_per_prompt__gte", 1), ("samples_per_prompt__lte", 16)),
+                        name="job_samples_1_to_16",
+                    )
+                ],
             },
         ),
     ]

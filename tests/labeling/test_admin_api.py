@@ -12,13 +12,17 @@ pytestmark = pytest.mark.django_db
 
 def test_admin_creates_users_with_roles(admin_api, api):
     response = admin_api.post(
-        "/api/v1/users/", {"username": "newrater", "password": "long-enough-pass", "role": "rater"}, format="json"
+        "/api/v1/users/",
+        {"username": "newrater", "password": "long-enough-pass", "role": "rater"},
+        format="json",
     )
     assert response.status_code == 201, response.content
     assert response.json()["role"] == "rater"
     user = User.objects.get(username="newrater")
     assert not user.is_staff
-    token = api.post("/api/v1/auth/token/", {"username": "newrater", "password": "long-enough-pass"}, format="json")
+    token = api.post(
+        "/api/v1/auth/token/", {"username": "newrater", "password": "long-enough-pass"}, format="json"
+    )
     assert token.status_code == 200 and token.json()["token"]
 
 
@@ -44,14 +48,21 @@ def test_only_admins_create_users(rater_api, researcher_api):
 
 
 def test_bad_token_login(api, rater):
-    response = api.post("/api/v1/auth/token/", {"username": rater.username, "password": "wrong"}, format="json")
+    response = api.post(
+        "/api/v1/auth/token/", {"username": rater.username, "password": "wrong"}, format="json"
+    )
     assert response.status_code == 400
 
 
 def test_create_rubric_and_queue_from_tags(admin_api, rater, rater2):
     rubric = admin_api.post(
         "/api/v1/rubrics/",
-        {"name": "hhh", "criteria": [{"key": "helpful", "question": "More helpful?", "kind": "preference", "required": True}]},
+        {
+            "name": "hhh",
+            "criteria": [
+                {"key": "helpful", "question": "More helpful?", "kind": "preference", "required": True}
+            ],
+        },
         format="json",
     )
     assert rubric.status_code == 201, rubric.content

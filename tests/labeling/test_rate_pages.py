@@ -14,7 +14,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def setup(rater):
     queue = QueueFactory(members=[rater], guidelines="Be fair.")
-    CriterionFactory(rubric=queue.rubric, key="helpful", kind=Criterion.Kind.PREFERENCE, required=True, question="More helpful?")
+    CriterionFactory(
+        rubric=queue.rubric,
+        key="helpful",
+        kind=Criterion.Kind.PREFERENCE,
+        required=True,
+        question="More helpful?",
+    )
     CriterionFactory(rubric=queue.rubric, key="quality", kind=Criterion.Kind.LIKERT, question="Quality")
     CriterionFactory(rubric=queue.rubric, key="unsafe", kind=Criterion.Kind.FLAG, question="Unsafe?")
     QueueItemFactory(queue=queue, comparison=make_pair(texts=("<script>alert(1)</script>", "Plain answer.")))
@@ -53,7 +59,11 @@ def test_login_judge_next(rater, setup):
     assert response.status_code == 302
     judgment = Judgment.objects.get()
     assert judgment.preference == -3
-    assert judgment.criteria == {"helpful": -2, "quality": dict(zip(labels, [6, 2], strict=True)), "unsafe": True}
+    assert judgment.criteria == {
+        "helpful": -2,
+        "quality": dict(zip(labels, [6, 2], strict=True)),
+        "unsafe": True,
+    }
     assert judgment.active_seconds == 12.5
     nxt = client.get(response["Location"], follow=True)
     assert nxt.status_code == 200

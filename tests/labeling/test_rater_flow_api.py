@@ -8,7 +8,14 @@ import pytest
 from django.utils import timezone
 
 from labeling.models import Assignment, Criterion, Judgment, QueueItem
-from tests.factories import PASSWORD, CriterionFactory, QueueFactory, QueueItemFactory, RaterFactory, make_pair
+from tests.factories import (
+    PASSWORD,
+    CriterionFactory,
+    QueueFactory,
+    QueueItemFactory,
+    RaterFactory,
+    make_pair,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +123,9 @@ def test_rater_cannot_fetch_or_judge_another_raters_assignment(api, rater_api, r
 def test_skip_releases_item_for_others_not_for_me(api, rater_api, rater2, queue):
     queue.items.exclude(pk=queue.items.order_by("id").first().pk).delete()
     assignment = rater_api.post(f"/api/v1/queues/{queue.pk}/next/").json()
-    response = rater_api.post(f"/api/v1/assignments/{assignment['id']}/skip/", {"reason": "unclear"}, format="json")
+    response = rater_api.post(
+        f"/api/v1/assignments/{assignment['id']}/skip/", {"reason": "unclear"}, format="json"
+    )
     assert response.status_code == 200
     assert Assignment.objects.get(pk=assignment["id"]).skip_reason == "unclear"
     assert rater_api.post(f"/api/v1/queues/{queue.pk}/next/").status_code == 204
@@ -133,7 +142,14 @@ def test_overlap_two_distinct_raters_then_full(api, rater, rater2, queue):
     for user in (rater, rater2):
         api.force_authenticate(user)
         a = api.post(f"/api/v1/queues/{queue.pk}/next/").json()
-        assert api.post(f"/api/v1/assignments/{a['id']}/judgment/", {"preference": 0, "criteria": {"helpful": 0}}, format="json").status_code == 201
+        assert (
+            api.post(
+                f"/api/v1/assignments/{a['id']}/judgment/",
+                {"preference": 0, "criteria": {"helpful": 0}},
+                format="json",
+            ).status_code
+            == 201
+        )
     api.force_authenticate(third)
     assert api.post(f"/api/v1/queues/{queue.pk}/next/").status_code == 204
 
@@ -157,7 +173,11 @@ def test_expired_lease_is_reclaimed_and_late_judgment_refused_when_full(api, rat
     assert taken.status_code == 201
     assert Assignment.objects.get(pk=late["id"]).status == Assignment.Status.EXPIRED
     api.force_authenticate(rater)
-    response = api.post(f"/api/v1/assignments/{late['id']}/judgment/", {"preference": 1, "criteria": {"helpful": 1}}, format="json")
+    response = api.post(
+        f"/api/v1/assignments/{late['id']}/judgment/",
+        {"preference": 1, "criteria": {"helpful": 1}},
+        format="json",
+    )
     assert response.status_code == 409
     assert "expired" in response.json()["detail"]
     assert Judgment.objects.count() == 0
@@ -169,7 +189,11 @@ def test_expired_lease_still_accepted_while_item_has_room(rater_api, queue):
 
     Assignment.objects.filter(pk=a["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert assignments_expire() == 1
-    response = rater_api.post(f"/api/v1/assignments/{a['id']}/judgment/", {"preference": 3, "criteria": {"helpful": 3}}, format="json")
+    response = rater_api.post(
+        f"/api/v1/assignments/{a['id']}/judgment/",
+        {"preference": 3, "criteria": {"helpful": 3}},
+        format="json",
+    )
     assert response.status_code == 201
     item = Assignment.objects.get(pk=a["id"]).item
     assert (item.claimed, item.judged) == (1, 1)

@@ -33,7 +33,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from labeling.demo import demo_logins, demo_queue, demo_seed
-        from model_runner.services import generation_job_create, generation_job_wait, generator_get_bundled
+        from model_runner.selectors import generation_job_wait
+        from model_runner.services import generation_job_create, generator_get_bundled
 
         self.stdout.write("Migrating the database ...")
         call_command("migrate", interactive=False, verbosity=0)
@@ -45,7 +46,9 @@ class Command(BaseCommand):
         try:
             generator = generator_get_bundled()
             k = opts["samples"]
-            have = Candidate.objects.filter(prompt__in=prompts, generator=generator, sample_index__lt=k).count()
+            have = Candidate.objects.filter(
+                prompt__in=prompts, generator=generator, sample_index__lt=k
+            ).count()
             if have < len(prompts) * k:
                 self.stdout.write(
                     f"Generating {len(prompts) * k - have} candidates with {generator.name} in the worker "
@@ -63,13 +66,17 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(f"Reusing {have} candidates already generated.")
             queue = demo_queue(rubric=rubric, prompts=prompts, raters=raters)
-            self.stdout.write(f"Queue '{queue.name}': {queue.items.count()} pairwise comparisons, overlap {queue.overlap}.")
+            self.stdout.write(
+                f"Queue '{queue.name}': {queue.items.count()} pairwise comparisons, overlap {queue.overlap}."
+            )
             logins = demo_logins()
             url = f"http://{opts['addrport']}/"
             self.stdout.write(self.style.SUCCESS(f"\nPreflab is running at {url}"))
             for user in users:
                 self.stdout.write(f"  {user.role:<10} {user.username:<11} password: {logins[user.username]}")
-            self.stdout.write(f"  API docs: {url}api/docs/   (logins are kept in {settings.VAR_DIR}/demo_logins.json)\n")
+            self.stdout.write(
+                f"  API docs: {url}api/docs/   (logins are kept in {settings.VAR_DIR}/demo_logins.json)\n"
+            )
             if not opts["no_serve"]:
                 call_command("runserver", opts["addrport"], use_reloader=False)
         finally:

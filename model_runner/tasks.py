@@ -1,0 +1,29 @@
+"""Celery doorways of the model runner (routed to the ``gpu`` queue by settings)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from model_runner.models import GenerationJob, Generator
+
+
+# Routed to the ``gpu`` queue by CELERY_TASK_ROUTES ("model_runner.tasks.*"); Celery 5.7 deprecates
+# the per-task ``queue`` attribute. acks_late + reject_on_worker_lost: a killed worker's batch is redelivered.
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def generation_batch_task(job_id: int, generator_id: int, prompt_ids: list[int]) -> int:
+    """Generate one batch of a job. Redelivery after a killed worker is safe: the service skips
+    what exists and the unique key on candidates rejects duplicates."""
+    job = GenerationJob.objects.filter(pk=job_id).first()
+    generator = Generator.objects.filter(pk=generator_id).first()
+    if job is None or generator is None:
+        return 0
+    if job.status in {
+        GenerationJob.Status.CANCELLED,
+        GenerationJob.Status.SUCCEEDED,
+        GenerationJob.Status.FAILED,
+    }:
+        return 0
+    # Imported here so the web process, which enqueues this task, never loads the runner's worker path.
+    from model_runner.services import generation_batch_run
+
+    return generation_batch_run(job=job, generator=generator, prompt_ids=prompt_ids)

@@ -1,0 +1,92 @@
+"""The /export/ page: researchers create runs and see past ones; others get 403."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from export.models import ExportRun
+from export.services import export_run_execute
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.export.urls")]
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_rater_gets_403(rater):
+    assert client_for(rater).get("/export/").status_code == 403
+
+
+def test_anonymous_is_sent_to_login():
+    response = Client().get("/export/")
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_researcher_creates_an_export_and_sees_it(
+    researcher, export_data, django_capture_on_commit_callbacks
+):
+    client = client_for(researcher)
+    page = client.get("/export/")
+    assert page.status_code == 200
+    assert "export-main" in page.content.decode()  # the queue select
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/export/", {"queues": [export_data.queue.pk], "name": "page-export"})
+    assert response.status_code == 302
+    run = ExportRun.objects.get()
+    assert run.status == ExportRun.Status.SUCCEEDED
+    assert run.filters == {"queues": [export_data.queue.pk]}
+
+    html = client.get("/export/").content.decode()
+    assert "page-export" in html
+    assert str(run.row_count) in html
+    assert run.sha256[:16] in html
+    assert f"/api/v1/exports/{run.pk}/download/" in html
+    # The page's link works with the browser session.
+    download = client.get(f"/api/v1/exports/{run.pk}/download/")
+    assert download.status_code == 200
+
+
+def test_bad_name_re_renders_with_the_error(researcher):
+    response = client_for(researcher).post("/export/", {"name": "bad name!"})
+    assert response.status_code == 400
+    assert "is not allowed" in response.content.decode()
+    assert ExportRun.objects.count() == 0
+
+
+def test_failed_runs_show_their_error_and_no_link(admin_user, researcher, export_data):
+    assignment = export_data.judgments["b_better"].assignment
+    assignment.shown_order = []
+    assignment.save()
+    run = ExportRun.objects.create(created_by=researcher, name="broken")
+    export_run_execute(export_run=run)
+    html = client_for(admin_user).get("/export/").content.decode()
+    assert "Failed" in html
+    assert f"judgment {export_data.judgments['b_better'].pk}" in html
+    assert f"/api/v1/exports/{run.pk}/download/" not in html
+
+
+def test_model_text_in_errors_is_escaped(researcher):
+    ExportRun.objects.create(
+        created_by=researcher, status=ExportRun.Status.FAILED, error="<script>x</script>"
+    )
+    html = client_for(researcher).get("/export/").content.decode()
+    assert "<script>x</script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_admin_lists_runs_read_only(admin_user, researcher):
+    run = ExportRun.objects.create(created_by=researcher, name="in-admin")
+    client = client_for(admin_user)
+    assert client.get("/admin/export/exportrun/").status_code == 200
+    assert client.get(f"/admin/export/exportrun/{run.pk}/change/").status_code == 200
+    assert client.get("/admin/export/exportrun/add/").status_code == 403
+    response = client.post(f"/admin/export/exportrun/{run.pk}/change/", {"name": "renamed"})
+    assert response.status_code == 403
+    run.refresh_from_db()
+    assert run.name == "in-admin"
