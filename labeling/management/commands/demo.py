@@ -59,6 +59,9 @@ class Command(BaseCommand):
                     generators=[generator],
                     samples_per_prompt=k,
                     sampling={"max_new_tokens": opts["max_new_tokens"]},
+                    # 8 prompts x 4 samples per batch: batched enough to be fast on a CPU, small
+                    # enough that the progress bar moves every few seconds.
+                    batch_size=8,
                 )
                 job = self._wait(job, generation_job_wait, worker)
                 if job.status != "succeeded":
@@ -91,7 +94,10 @@ class Command(BaseCommand):
             "--loglevel", "INFO", "--logfile", str(var / "worker.log"),
         ]  # fmt: skip
         self.stdout.write(f"Starting a Celery worker (log: {var / 'worker.log'}) ...")
-        return subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+        with open(var / "worker.out", "ab") as out:
+            return subprocess.Popen(
+                cmd, env=os.environ.copy(), start_new_session=True, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def _stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
         if worker.poll() is None:

@@ -1,0 +1,49 @@
+"""Rubrics: versioned criteria."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from labeling.apis_common import ApplicationError
+from labeling.models import Criterion, Rubric
+
+# -------------------------------------------------------------------------------- rubrics
+
+
+def rubric_create(*, name: str, criteria: list[dict[str, Any]], description: str = "") -> Rubric:
+    """Create a rubric; a name that exists gets the next version (used versions stay frozen)."""
+    if not name:
+        raise ApplicationError("name: required", field="name")
+    keys = set()
+    for i, c in enumerate(criteria):
+        key = c.get("key")
+        if not key:
+            raise ApplicationError(f"criteria[{i}].key: required", field=f"criteria[{i}].key")
+        if key in keys:
+            raise ApplicationError(f"criteria[{i}].key: duplicate key {key!r}", field=f"criteria[{i}].key")
+        keys.add(key)
+        if c.get("kind") not in Criterion.Kind.values:
+            raise ApplicationError(
+                f"criteria[{i}].kind: must be one of {', '.join(Criterion.Kind.values)}",
+                field=f"criteria[{i}].kind",
+            )
+    with transaction.atomic():
+        latest = Rubric.objects.filter(name=name).order_by("-version").first()
+        rubric = Rubric.objects.create(
+            name=name, version=(latest.version + 1) if latest else 1, description=description
+        )
+        Criterion.objects.bulk_create(
+            Criterion(
+                rubric=rubric,
+                key=c["key"],
+                question=c.get("question", c["key"]),
+                help_text=c.get("help_text", ""),
+                kind=c["kind"],
+                required=bool(c.get("required", False)),
+                position=i,
+            )
+            for i, c in enumerate(criteria)
+        )
+    return rubric
