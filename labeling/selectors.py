@@ -9,7 +9,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from comparisons.models import Candidate, ComparisonCandidate
-from labeling.models import Assignment, Judgment, Queue, User
+from labeling.models import Assignment, Criterion, Judgment, Queue, Rubric, User
 
 LABELS = "ABCDEFGHI"
 
@@ -55,6 +55,23 @@ def queue_stats_for_rater(*, rater: User, queues: list[Queue]) -> dict[int, dict
     return stats
 
 
+_FROZEN_CRITERIA: dict[tuple[int, Any], list[Criterion]] = {}
+
+
+def rubric_criteria(rubric: Rubric) -> list[Criterion]:
+    """A rubric's criteria in order. Frozen rubrics never change, so their criteria are cached
+    per process (one query saved on every claim and every submission)."""
+    # created_at in the key: a row id can come back (SQLite reuses them after a delete).
+    key = (rubric.pk, rubric.created_at)
+    cached = _FROZEN_CRITERIA.get(key)
+    if cached is not None:
+        return cached
+    criteria = list(Criterion.objects.filter(rubric_id=rubric.pk).order_by("position", "id"))
+    if rubric.frozen:
+        _FROZEN_CRITERIA[key] = criteria
+    return criteria
+
+
 def assignment_payload(assignment: Assignment) -> dict[str, Any]:
     """What a rater sees: the conversation, labelled responses in the shown order, the rubric.
 
@@ -87,7 +104,7 @@ def assignment_payload(assignment: Assignment) -> dict[str, Any]:
                     "kind": c.kind,
                     "required": c.required,
                 }
-                for c in rubric.criteria.all()
+                for c in rubric_criteria(rubric)
             ],
         },
         "guidelines": queue.guidelines,
@@ -171,3 +188,85 @@ def comparison_orders(comparison_ids: list[int]) -> dict[int, list[int]]:
     ):
         orders.setdefault(cid, []).append(cand)
     return orders
+
+
+# ------------------------------------------------------------------ rater workbench (issue 5)
+
+#: A prompt tag (set by an admin) or a judgment flag (set by a rater) ``cw:<category>`` puts a
+#: content warning on every item showing that prompt.
+CONTENT_WARNING_PREFIX = "cw:"
+#: Rubric flag criteria / judgment flags that also count as a warning for later raters.
+CONTENT_WARNING_FLAGS = {"harmful": "other", "disturbing": "other", "unsafe": "other", "nsfw": "sexual"}
+
+
+def _warning_category(name: str) -> str | None:
+    from labeling.models import ContentCategory
+
+    name = name.strip().lower()
+    if name.startswith(CONTENT_WARNING_PREFIX):
+        cat = name[len(CONTENT_WARNING_PREFIX) :]
+        return cat if cat in ContentCategory.values else ContentCategory.OTHER.value
+    if name in ContentCategory.values:
+        return name
+    return CONTENT_WARNING_FLAGS.get(name)
+
+
+def content_warnings_for_assignment(*, assignment: Assignment) -> list[dict[str, Any]]:
+    """The content warnings an item carries, one entry per category, with where each came from.
+
+    Sources: the queue's setting (``queue``), ``cw:<category>`` tags an admin put on the prompt
+    (``admin``), and flags earlier raters set on any judgment of the same prompt (``rater``): a
+    ``cw:<category>`` judgment flag, or a true rubric flag named like a category (or ``harmful``,
+    ``disturbing``, ``unsafe``, ``nsfw``). Other raters' answers are never shown, only the category.
+    """
+    from labeling.models import ContentCategory
+
+    queue = assignment.item.queue
+    prompt = assignment.item.comparison.prompt
+    found: dict[str, set[str]] = {}
+    if queue.content_warning_category or queue.content_warning:
+        found.setdefault(queue.content_warning_category or ContentCategory.OTHER.value, set()).add("queue")
+    for tag in prompt.tags or []:
+        if isinstance(tag, str) and tag.lower().startswith(CONTENT_WARNING_PREFIX):
+            found.setdefault(_warning_category(tag) or ContentCategory.OTHER.value, set()).add("admin")
+    earlier = (
+        Judgment.objects.filter(assignment__item__comparison__prompt_id=prompt.pk)
+        .exclude(assignment_id=assignment.pk)
+        .values_list("flags", "criteria")
+    )
+    for flags, criteria in earlier:
+        names = [f for f in flags or [] if isinstance(f, str)]
+        names += [k for k, v in (criteria or {}).items() if v is True]
+        for name in names:
+            cat = _warning_category(name)
+            if cat:
+                found.setdefault(cat, set()).add("rater")
+    labels = dict(ContentCategory.choices)
+    return [
+        {"category": cat, "label": labels[cat], "sources": sorted(found[cat])}
+        for cat in ContentCategory.values
+        if cat in found
+    ]
+
+
+def rater_last_undoable(*, rater: User, queue: Queue, now: Any = None) -> Assignment | None:
+    """The rater's latest submitted assignment in ``queue`` if it may still be reopened (undo).
+
+    It may while its lease would still be valid (``expires_at`` in the future) and its item is
+    still open (not retired, within the queue's overlap). ``judgment_undo_last`` re-checks under lock.
+    """
+    now = now or timezone.now()
+    last = (
+        Assignment.objects.filter(rater=rater, item__queue=queue, status=Assignment.Status.SUBMITTED)
+        .select_related("item")
+        .order_by("-updated_at", "-id")
+        .first()
+    )
+    if last is None or last.expires_at <= now or last.item.retired or last.item.claimed > queue.overlap:
+        return None
+    return last
+
+
+def workbench_progress(*, rater: User, queue: Queue) -> dict[str, int]:
+    """Done today and left for this rater in one queue (for the workbench header)."""
+    return queue_stats_for_rater(rater=rater, queues=[queue])[queue.pk]

@@ -190,6 +190,8 @@ CELERY_BEAT_SCHEDULE = {
 PREFLAB_MODEL_CACHE = Path(os.environ.get("PREFLAB_MODEL_CACHE", VAR_DIR / "models"))
 PREFLAB_EXPORT_ROOT = Path(os.environ.get("PREFLAB_EXPORT_ROOT", VAR_DIR / "exports"))
 PREFLAB_DEFAULT_LEASE_SECONDS = 15 * 60
+# Claims look for expired leases at most this often per queue and process (0 = every claim).
+PREFLAB_LEASE_SCAN_SECONDS = float(os.environ.get("PREFLAB_LEASE_SCAN_SECONDS", "1"))
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", True)

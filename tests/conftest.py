@@ -27,6 +27,8 @@ def _isolated_var(settings, tmp_path):
     settings.PREFLAB_EXPORT_ROOT = tmp_path / "exports"
     # The default hasher costs ~0.2 s per factory user; tests need no real hashing strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests move lease expiry by hand and expect the very next claim to see it.
+    settings.PREFLAB_LEASE_SCAN_SECONDS = 0
 
 
 @pytest.fixture

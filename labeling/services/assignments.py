@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -16,9 +17,14 @@ from labeling.models import Assignment, Queue, QueueItem, User
 
 
 def _shown_order(item: QueueItem) -> list[int]:
-    ids = list(item.comparison.members.order_by("position").values_list("candidate_id", flat=True))
+    """The comparison's candidates in a fresh random order (index 0 is label A)."""
+    # candidate_key holds the comparison's candidate ids, so no query is needed.
+    ids = [int(x) for x in item.comparison.candidate_key.split(",")]
     random.SystemRandom().shuffle(ids)
     return ids
+
+
+_LAST_SCAN: dict[int, datetime] = {}
 
 
 def assignments_expire(*, queue: Queue | None = None, now: datetime | None = None, limit: int = 1000) -> int:
@@ -123,9 +129,20 @@ def assignment_claim_next(
         raise ApplicationError(
             f"This queue needs a passed qualification in '{queue.qualification}' first.", status_code=403
         )
-    assignments_expire(queue=queue, now=now)
+    # Reclaim expired leases at claim time, at most once per PREFLAB_LEASE_SCAN_SECONDS per queue
+    # and process (the beat task does it too): a slot freed by an expiry is seen within that time.
+    last = _LAST_SCAN.get(queue.pk)
+    every = timedelta(seconds=settings.PREFLAB_LEASE_SCAN_SECONDS)
+    if last is None or not (last <= now < last + every):
+        _LAST_SCAN[queue.pk] = now
+        assignments_expire(queue=queue, now=now)
     want_gold = queue.gold_rate > 0 and (rng or random).random() < queue.gold_rate
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A lease lost in a database crash is harmless (the rater asks again), so the claim
+            # does not wait for its commit to reach the disk; judgments still do.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
         User.objects.select_for_update().filter(pk=rater.pk).values_list("pk", flat=True).first()
         held = list(
             Assignment.objects.filter(

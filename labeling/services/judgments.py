@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from labeling.apis_common import ApplicationError, Conflict
 from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, Rubric
-from labeling.selectors import LABELS
+from labeling.selectors import LABELS, rubric_criteria
 from labeling.services.adaptive import queue_reprioritize
 
 # ----------------------------------------------------------------------------- judgments
@@ -43,7 +43,7 @@ def _validate_criteria(rubric: Rubric, answers: Any, labels: list[str]) -> dict[
         answers = {}
     if not isinstance(answers, dict):
         raise ApplicationError("criteria: must be an object keyed by criterion", field="criteria")
-    criteria = {c.key: c for c in rubric.criteria.all()}
+    criteria = {c.key: c for c in rubric_criteria(rubric)}
     for key in answers:
         if key not in criteria:
             raise ApplicationError(f"criteria.{key}: not in rubric {rubric}", field=f"criteria.{key}")
@@ -98,9 +98,11 @@ def judgment_submit(
     now = now or timezone.now()
     queue = assignment.item.queue
     labels = list(LABELS[: len(assignment.shown_order)])
-    existing = Judgment.objects.filter(assignment=assignment).first()
-    if existing is not None:
-        return existing, False
+    if assignment.status == Assignment.Status.SUBMITTED:
+        # A replay: answer with what is stored, whatever this request carries.
+        existing = Judgment.objects.filter(assignment=assignment).first()
+        if existing is not None:
+            return existing, False
     if queue.kind == Queue.Kind.PAIRWISE:
         if preference is None:
             raise ApplicationError("preference: required for a pairwise item (-3..3)", field="preference")
@@ -122,9 +124,9 @@ def judgment_submit(
     try:
         with transaction.atomic():
             locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
-            existing = Judgment.objects.filter(assignment=locked).first()
-            if existing is not None:
-                return existing, False
+            if locked.status == Assignment.Status.SUBMITTED:
+                # A concurrent double click got here first.
+                return Judgment.objects.get(assignment=locked), False
             if locked.status == Assignment.Status.SKIPPED:
                 raise Conflict("You skipped this item; it can no longer be judged.")
             if locked.status == Assignment.Status.EXPIRED:

@@ -229,3 +229,17 @@ def test_claim_and_submit_query_counts(django_assert_max_num_queries):
         assignment = assignment_claim_next(rater=a, queue=queue)
     with django_assert_max_num_queries(12):
         judgment_submit(assignment=assignment, preference=-1)
+
+
+def test_claim_time_expiry_scan_is_throttled_per_queue(settings):
+    settings.PREFLAB_LEASE_SCAN_SECONDS = 1
+    queue, (a, b, _), _ = _queue(1, lease_seconds=60)
+    t0 = timezone.now()
+    assignment_claim_next(rater=a, queue=queue, now=t0 + timedelta(seconds=0))
+    # b's claim scans (first scan at this time) but a's lease is still live
+    assert assignment_claim_next(rater=b, queue=queue, now=t0 + timedelta(seconds=59.5)) is None
+    # the lease ran out 0.3 s ago, but the last scan was less than a second ago: not yet seen
+    assert assignment_claim_next(rater=b, queue=queue, now=t0 + timedelta(seconds=60.3)) is None
+    # a second after the last scan the claim scans again and takes the expired slot
+    taken = assignment_claim_next(rater=b, queue=queue, now=t0 + timedelta(seconds=60.6))
+    assert taken is not None

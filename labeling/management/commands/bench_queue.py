@@ -1,0 +1,357 @@
+"""``manage.py bench_queue``: queue throughput and latency over real HTTP, plus the claim rate.
+
+Starts gunicorn against the configured database (use PostgreSQL: ``DATABASE_URL``), creates a
+throw-away queue with R raters, and has each rater loop next -> judgment with no think time
+until the judgment budget is spent. Prints JSON: judgments per second, p50/p95/p99 latency of
+next and submit, server CPU ms per judgment (gunicorn processes, and PostgreSQL backends where
+readable), and the invariant counts (double leases, over-overlap), which must be 0. Then the
+service-level claim rate (no HTTP) with 1, 4 and 8 concurrent claimers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection, connections
+from django.db.models import Count, Q
+from rest_framework.authtoken.models import Token
+
+from comparisons.models import Candidate, Comparison, ComparisonCandidate, Prompt, messages_hash
+from labeling.models import Assignment, Queue, QueueItem, Rubric, User
+from labeling.services import assignment_claim_next, judgment_submit
+from model_runner.models import Generator
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index] * 1000, 2)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int(entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.joinpath("comm").read_text().strip() in {"postgres", "postmaster"}:
+                    pids.append(int(entry.name))
+            except (FileNotFoundError, PermissionError):
+                continue
+    return pids
+
+
+class Command(BaseCommand):
+    help = "Benchmark the queue over HTTP (gunicorn) and at the service level; prints JSON."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--raters", type=int, default=8)
+        parser.add_argument("--judgments", type=int, default=2000, help="Stop after this many judgments.")
+        parser.add_argument("--overlap", type=int, default=2)
+        parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+        parser.add_argument("--claim-seconds", type=float, default=5.0, help="Per service-level run.")
+        parser.add_argument("--skip-http", action="store_true")
+        parser.add_argument("--keep", action="store_true", help="Keep the benchmark rows afterwards.")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        result: dict[str, Any] = {
+            "database": connection.vendor,
+            "cpus": os.cpu_count(),
+            "raters": opts["raters"],
+            "overlap": opts["overlap"],
+        }
+        if connection.vendor != "postgresql":
+            result["warning"] = "not PostgreSQL: figures are not comparable; set DATABASE_URL"
+        tag = secrets.token_hex(3)
+        created: list[Queue] = []
+        try:
+            if not opts["skip_http"]:
+                queue, raters = self._setup(tag, opts["raters"], opts["judgments"], opts["overlap"])
+                created.append(queue)
+                result["http"] = self._http(queue, raters, opts["judgments"], opts["workers"])
+                result["http"]["invariants"] = self._invariants(queue)
+            result["service_claim_rate"] = {}
+            for claimers in (1, 4, 8):
+                queue, raters = self._setup(
+                    f"{tag}-s{claimers}", claimers, 100_000, opts["overlap"], items=3000
+                )
+                created.append(queue)
+                result["service_claim_rate"][str(claimers)] = self._service(
+                    queue, raters, opts["claim_seconds"]
+                )
+                result["service_claim_rate"][str(claimers)]["invariants"] = self._invariants(queue)
+        finally:
+            if not opts["keep"]:
+                self._cleanup(created, tag)
+        self.stdout.write(json.dumps(result, indent=2))
+
+    # -- data -----------------------------------------------------------------------------
+    def _setup(
+        self, tag: str, n_raters: int, judgments: int, overlap: int, items: int | None = None
+    ) -> tuple[Queue, list[User]]:
+        n_items = items or (judgments // overlap + n_raters * 2)
+        rubric = Rubric.objects.create(name=f"bench-{tag}", version=1)
+        generator, _ = Generator.objects.get_or_create(name="bench-model", defaults={"backend": "imported"})
+        raters = [User(username=f"bench-{tag}-{i}", role=User.Role.RATER) for i in range(n_raters)]
+        for user in raters:
+            user.set_unusable_password()
+        User.objects.bulk_create(raters)
+        raters = list(User.objects.filter(username__startswith=f"bench-{tag}-").order_by("id"))
+        queue = Queue.objects.create(name=f"bench-{tag}", rubric=rubric, overlap=overlap, lease_seconds=600)
+        queue.members.add(*raters)
+        prompts = [
+            Prompt(
+                messages=[{"role": "user", "content": f"bench {tag} question {i}"}],
+                content_hash=messages_hash([{"role": "user", "content": f"bench {tag} question {i}"}]),
+                collection=f"bench-{tag}",
+            )
+            for i in range(n_items)
+        ]
+        Prompt.objects.bulk_create(prompts, batch_size=2000)
+        prompts = list(Prompt.objects.filter(collection=f"bench-{tag}").order_by("id"))
+        candidates = [
+            Candidate(prompt=p, generator=generator, sample_index=s, text=f"Answer {s} to {p.pk}. " * 20)
+            for p in prompts
+            for s in range(2)
+        ]
+        Candidate.objects.bulk_create(candidates, batch_size=2000)
+        by_prompt: dict[int, list[int]] = {}
+        for pid, cid in (
+            Candidate.objects.filter(prompt__in=prompts).order_by("id").values_list("prompt_id", "id")
+        ):
+            by_prompt.setdefault(pid, []).append(cid)
+        comparisons = [
+            Comparison(prompt_id=pid, size=2, candidate_key=",".join(map(str, cids)))
+            for pid, cids in by_prompt.items()
+        ]
+        Comparison.objects.bulk_create(comparisons, batch_size=2000)
+        comp_ids = dict(Comparison.objects.filter(prompt__in=prompts).values_list("candidate_key", "id"))
+        ComparisonCandidate.objects.bulk_create(
+            [
+                ComparisonCandidate(
+                    comparison_id=comp_ids[",".join(map(str, cids))], candidate_id=cid, position=i
+                )
+                for cids in by_prompt.values()
+                for i, cid in enumerate(cids)
+            ],
+            batch_size=4000,
+        )
+        QueueItem.objects.bulk_create(
+            [QueueItem(queue=queue, comparison_id=c) for c in comp_ids.values()], batch_size=2000
+        )
+        return queue, raters
+
+    def _cleanup(self, queues: list[Queue], tag: str) -> None:
+        for queue in queues:
+            rubric_id = queue.rubric_id
+            Queue.objects.filter(pk=queue.pk).delete()
+            Rubric.objects.filter(pk=rubric_id).delete()
+        Prompt.objects.filter(collection__startswith=f"bench-{tag}").delete()
+        User.objects.filter(username__startswith=f"bench-{tag}").delete()
+
+    def _invariants(self, queue: Queue) -> dict[str, int]:
+        over = QueueItem.objects.filter(queue=queue, is_gold=False).annotate(
+            live=Count("assignments", filter=Q(assignments__status__in=["leased", "submitted"])),
+            done=Count("assignments", filter=Q(assignments__status="submitted")),
+        )
+        pairs = Counter(Assignment.objects.filter(item__queue=queue).values_list("item_id", "rater_id"))
+        return {
+            "double_leases": over.filter(live__gt=queue.overlap).count(),
+            "over_overlap": over.filter(done__gt=queue.overlap).count(),
+            "rater_twice_on_item": sum(1 for n in pairs.values() if n > 1),
+            "judgments": int(Assignment.objects.filter(item__queue=queue, status="submitted").count()),
+        }
+
+    # -- HTTP -----------------------------------------------------------------------------
+    def _http(self, queue: Queue, raters: list[User], budget: int, workers: int) -> dict[str, Any]:
+        tokens = [Token.objects.create(user=u).key for u in raters]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {
+            **os.environ,
+            "DJANGO_DEBUG": "0",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "PREFLAB_LOG_LEVEL": "WARNING",
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "labeling.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+             "--log-level", "warning", "--keep-alive", "30"],
+            env=env, start_new_session=True,
+        )  # fmt: skip
+        try:
+            self._wait_port(port)
+            self._warm(port, tokens[0], queue)
+            pids = [server.pid, *_children(server.pid)]
+            pg = _postgres_pids()
+            cpu0, pg0 = _cpu_seconds(pids), _cpu_seconds(pg)
+            next_lat: list[float] = []
+            submit_lat: list[float] = []
+            counter = {"judgments": 0, "errors": 0, "statuses": Counter()}
+            lock = threading.Lock()
+            stop = threading.Event()
+
+            def rater_loop(token: str) -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    conn.request("POST", f"/api/v1/queues/{queue.pk}/next/", body=b"{}", headers=headers)
+                    response = conn.getresponse()
+                    body = response.read()
+                    next_lat.append(time.perf_counter() - t0)
+                    if response.status == 204:
+                        return
+                    if response.status != 201:
+                        with lock:
+                            counter["errors"] += 1
+                            counter["statuses"][response.status] += 1
+                        return
+                    assignment_id = json.loads(body)["id"]
+                    with lock:
+                        if counter["judgments"] >= budget:
+                            stop.set()
+                            return
+                        counter["judgments"] += 1
+                    t1 = time.perf_counter()
+                    conn.request(
+                        "POST",
+                        f"/api/v1/assignments/{assignment_id}/judgment/",
+                        body=b'{"preference": -1}',
+                        headers=headers,
+                    )
+                    response = conn.getresponse()
+                    response.read()
+                    submit_lat.append(time.perf_counter() - t1)
+                    if response.status != 201:
+                        with lock:
+                            counter["errors"] += 1
+                            counter["statuses"][response.status] += 1
+
+            threads = [threading.Thread(target=rater_loop, args=(t,)) for t in tokens]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - started
+            cpu = _cpu_seconds(pids) - cpu0
+            pg_cpu = _cpu_seconds(pg) - pg0
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        done = Assignment.objects.filter(item__queue=queue, status="submitted").count()
+        return {
+            "gunicorn_workers": workers,
+            "judgments": done,
+            "seconds": round(elapsed, 2),
+            "judgments_per_second": round(done / elapsed, 1),
+            "next_ms": {
+                "p50": _percentile(next_lat, 50),
+                "p95": _percentile(next_lat, 95),
+                "p99": _percentile(next_lat, 99),
+            },
+            "submit_ms": {
+                "p50": _percentile(submit_lat, 50),
+                "p95": _percentile(submit_lat, 95),
+                "p99": _percentile(submit_lat, 99),
+            },
+            "server_cpu_ms_per_judgment": round(cpu * 1000 / max(done, 1), 2),
+            "postgres_cpu_ms_per_judgment": round(pg_cpu * 1000 / max(done, 1), 2) if pg else None,
+            "errors": counter["errors"],
+            "error_statuses": dict(counter["statuses"]),
+        }
+
+    def _wait_port(self, port: int) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start")
+
+    def _warm(self, port: int, token: str, queue: Queue) -> None:
+        # Touch every worker once so imports and connections are not in the timings.
+        for _ in range(12):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", "/api/v1/queues/", headers={"Authorization": f"Token {token}"})
+            conn.getresponse().read()
+            conn.close()
+
+    # -- service level --------------------------------------------------------------------
+    def _service(self, queue: Queue, raters: list[User], seconds: float) -> dict[str, Any]:
+        done = Counter[int]()
+        errors: list[str] = []
+        deadline = time.perf_counter() + seconds
+
+        def loop(rater: User) -> None:
+            try:
+                while time.perf_counter() < deadline:
+                    assignment = assignment_claim_next(rater=rater, queue=queue)
+                    if assignment is None:
+                        return
+                    judgment_submit(assignment=assignment, preference=1)
+                    done[rater.pk] += 1
+            except Exception as exc:  # noqa: BLE001 - reported in the JSON
+                errors.append(repr(exc))
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=loop, args=(r,)) for r in raters]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        total = sum(done.values())
+        return {
+            "claims_and_submits": total,
+            "seconds": round(elapsed, 2),
+            "per_second": round(total / elapsed, 1),
+            "errors": errors[:5],
+        }
