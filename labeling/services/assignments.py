@@ -123,12 +123,6 @@ def assignment_claim_next(
     now = now or timezone.now()
     if queue.status != Queue.Status.ACTIVE:
         return None
-    if not queue.members.filter(pk=rater.pk).exists():
-        raise ApplicationError("You are not a member of this queue.", status_code=403)
-    if not rater_is_qualified(rater=rater, queue=queue):
-        raise ApplicationError(
-            f"This queue needs a passed qualification in '{queue.qualification}' first.", status_code=403
-        )
     # Reclaim expired leases at claim time, at most once per PREFLAB_LEASE_SCAN_SECONDS per queue
     # and process (the beat task does it too): a slot freed by an expiry is seen within that time.
     last = _LAST_SCAN.get(queue.pk)
@@ -143,7 +137,20 @@ def assignment_claim_next(
             # does not wait for its commit to reach the disk; judgments still do.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        User.objects.select_for_update().filter(pk=rater.pk).values_list("pk", flat=True).first()
+        # Lock the rater's row (serializes one rater's concurrent claims) and check membership
+        # in the same query.
+        member = (
+            User.objects.select_for_update(of=("self",))
+            .filter(pk=rater.pk, queues=queue)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if member is None:
+            raise ApplicationError("You are not a member of this queue.", status_code=403)
+        if not rater_is_qualified(rater=rater, queue=queue):
+            raise ApplicationError(
+                f"This queue needs a passed qualification in '{queue.qualification}' first.", status_code=403
+            )
         held = list(
             Assignment.objects.filter(
                 rater=rater, item__queue=queue, status=Assignment.Status.LEASED, expires_at__gt=now
