@@ -9,6 +9,17 @@ from django.db import models
 class ExportRun(models.Model):
     class Format(models.TextChoices):
         TRL = "trl", "TRL preference (conversational, explicit prompt, margin)"
+        NATIVE = "native", "Native (lossless, one row per judgment)"
+        RANKINGS = "rankings", "Rankings (one row per K-way judgment, or its K-choose-2 pairs)"
+        HH = "hh", "Anthropic HH-RLHF transcripts"
+        HELPSTEER = "helpsteer", "HelpSteer2-Preference (response_1, response_2, strength -3..3)"
+        RATINGS = "ratings", "Per-response Likert ratings (one row per response)"
+
+    class Aggregation(models.TextChoices):
+        RAW = "raw", "Every judgment"
+        MAJORITY = "majority", "Per-comparison majority"
+        MEAN = "mean", "Mean strength with agreement"
+        ADJUDICATED = "adjudicated", "Adjudicated label (not available yet)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"  # created, task enqueued
@@ -18,12 +29,20 @@ class ExportRun(models.Model):
 
     name = models.CharField(max_length=200, default="preferences")
     format = models.CharField(max_length=16, choices=Format.choices, default=Format.TRL)
+    aggregation = models.CharField(max_length=16, choices=Aggregation.choices, default=Aggregation.RAW)
     filters = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True, help_text="View and file options (normalized).")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     row_count = models.PositiveIntegerField(default=0)
+    judgments_total = models.PositiveIntegerField(default=0, help_text="Judgments to read (progress).")
+    judgments_done = models.PositiveIntegerField(default=0, help_text="Judgments read so far (progress).")
     manifest = models.JSONField(default=dict, blank=True)
-    file_path = models.CharField(max_length=500, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
+    files = models.JSONField(default=list, blank=True, help_text="[{path, split, kind, rows, bytes, sha256}]")
+    file_path = models.CharField(
+        max_length=500, blank=True, help_text="Snapshot folder, relative to the root."
+    )
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Digest of the snapshot's file list.")
+    code_version = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -36,3 +55,9 @@ class ExportRun(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.format}, {self.status})"
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        return min(1.0, self.judgments_done / self.judgments_total) if self.judgments_total else 0.0

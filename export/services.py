@@ -1,148 +1,61 @@
-"""Writes for exports: validate a request, create a run, write its file.
+"""Writes for exports: validate a request, create a run, write its snapshot folder.
 
 ``ExportRun.status`` changes only in :func:`export_run_execute` (``export_run_create`` makes runs
 in their initial ``queued`` state).
+
+A snapshot is a folder ``<name>/`` holding ``README.md`` (the dataset card) and
+``data/<split>.jsonl[.gz]`` / ``data/<split>.parquet``. It appears complete or not at all: it is
+written under a hidden temporary name and renamed into place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import logging
-import os
-import re
+import shutil
 import tempfile
 import tomllib
-from datetime import UTC, datetime, time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
+from export.card import dataset_card
+from export.formats import FULL_RECORD_VIEWS, MARGIN_MAPPING_DOC, VIEWS, NativeView, View
 from export.models import ExportRun
-from export.selectors import export_judgment_queryset
-from export.writers import (
-    MARGIN_MAPPING_DOC,
-    RATER_ID_DOC,
-    TRL_COLUMNS,
-    VIEW,
-    ExportDataError,
-    TrlPreferenceWriter,
+from export.records import ExportDataError
+from export.selectors import (
+    GroupStats,
+    export_judgment_queryset,
+    export_likert_keys,
+    export_queue_names,
+    export_record_groups,
+    export_rubrics,
 )
+from export.spec import ExportSpec, export_filters_clean, export_name_clean, export_spec_clean
+from export.splits import SPLIT_DOC, prompt_split
+from export.writers import RATER_ID_DOC, JsonlStream, Pseudonyms, SnapshotWriter, file_sha256
 from labeling.apis_common import ApplicationError
-from labeling.models import Queue, User
+from labeling.models import User
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_FILTERS = ("queues", "since", "until")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-# Rows fetched per chunk: bounds memory and keeps the prefetch queries per chunk, not per row.
-CHUNK_SIZE = 500
-
-
-# --- validation ---------------------------------------------------------------------------------
-
-
-def export_filters_clean(*, filters: Any) -> dict[str, Any]:
-    """Validate export filters and return their normalized, JSON-ready form.
-
-    Supported: ``queues`` (list of existing queue ids), ``since`` (inclusive) and ``until``
-    (exclusive), ISO 8601 datetimes or dates on the judgment's creation time; a datetime without
-    an offset is read in the site time zone. The result holds only the given keys, queue ids
-    sorted and unique, datetimes as UTC ISO strings, so equal filters store and compare equal.
-
-    Raises ApplicationError (400) whose ``field`` is ``filters.<key>`` for the first bad filter.
-    """
-    if filters is None:
-        return {}
-    if not isinstance(filters, dict):
-        raise ApplicationError('filters must be an object, e.g. {"queues": [1]}.', field="filters")
-    for key in filters:
-        if key not in SUPPORTED_FILTERS:
-            raise ApplicationError(
-                f"Unknown filter '{key}'. Supported filters: {', '.join(SUPPORTED_FILTERS)}.",
-                field=f"filters.{key}",
-            )
-    clean: dict[str, Any] = {}
-    if filters.get("queues") is not None:
-        clean["queues"] = _clean_queues(filters["queues"])
-    for key in ("since", "until"):
-        if filters.get(key) is not None:
-            clean[key] = _clean_datetime(filters[key], key=key).isoformat()
-    if "since" in clean and "until" in clean and clean["since"] >= clean["until"]:
-        raise ApplicationError(
-            f"Filter 'until' ({clean['until']}) must be later than 'since' ({clean['since']}).",
-            field="filters.until",
-        )
-    return clean
-
-
-def _clean_queues(value: Any) -> list[int]:
-    values = value if isinstance(value, list) else [value]
-    ids: set[int] = set()
-    for v in values:
-        # bool is an int subclass; True is not a queue id.
-        if isinstance(v, bool) or not isinstance(v, int | str) or not str(v).strip().isdigit():
-            raise ApplicationError(
-                f"Filter 'queues' takes a list of queue ids; {v!r} is not a queue id.", field="filters.queues"
-            )
-        ids.add(int(v))
-    if not ids:
-        raise ApplicationError(
-            "Filter 'queues' is empty; leave it out to export every queue.", field="filters.queues"
-        )
-    found = set(Queue.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    missing = sorted(ids - found)
-    if missing:
-        raise ApplicationError(
-            f"Filter 'queues': no queue with id {', '.join(map(str, missing))}.", field="filters.queues"
-        )
-    return sorted(ids)
-
-
-def _clean_datetime(value: Any, *, key: str) -> datetime:
-    parsed: datetime | None = None
-    if isinstance(value, str):
-        try:
-            parsed = parse_datetime(value.strip())
-            if parsed is None:
-                day = parse_date(value.strip())
-                parsed = datetime.combine(day, time.min) if day else None
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        raise ApplicationError(
-            f"Filter '{key}': {value!r} is not an ISO 8601 date or datetime (e.g. 2025-01-31T12:00:00Z).",
-            field=f"filters.{key}",
-        )
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    return parsed.astimezone(UTC)
-
-
-def export_name_clean(*, name: Any) -> str:
-    """A dataset name that is also a safe file name: letters, digits, '.', '_', '-'; at most 100."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ApplicationError(
-            f"Name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit.",
-            field="name",
-        )
-    return name
-
-
-def _format_clean(fmt: Any) -> str:
-    if fmt not in ExportRun.Format.values:
-        raise ApplicationError(
-            f"Unknown format {fmt!r}. Supported formats: {', '.join(ExportRun.Format.values)}.",
-            field="format",
-        )
-    return str(fmt)
-
-
-# --- writing ------------------------------------------------------------------------------------
+__all__ = [
+    "ExportDataError",
+    "code_version",
+    "export_filters_clean",
+    "export_name_clean",
+    "export_preferences_write",
+    "export_preferences_write_file",
+    "export_run_create",
+    "export_run_execute",
+    "export_snapshot_write",
+]
 
 
 def code_version() -> str:
@@ -158,35 +71,195 @@ def code_version() -> str:
         return "unknown"
 
 
+def _build_view(spec: ExportSpec, pseudonyms: Pseudonyms) -> View:
+    kwargs: dict[str, Any] = {
+        "aggregation": spec.aggregation,
+        "options": spec.options,
+        "pseudonym": pseudonyms,
+        "queue_names": export_queue_names() if spec.format == "native" else {},
+    }
+    if spec.format == "ratings":
+        kwargs["likert_keys"] = export_likert_keys(filters=spec.filters)
+    if spec.format == "native":
+        kinds: dict[int, dict[str, str]] = {}
+        for rubric in export_rubrics(rubric_ids=_rubric_ids(spec)):
+            kinds[rubric.pk] = {c.key: c.kind for c in rubric.criteria.all()}
+            kinds[rubric.pk]["__version__"] = rubric.version  # type: ignore[assignment]
+        return NativeView(rubric_kinds=kinds, **kwargs)
+    return VIEWS[spec.format](**kwargs)
+
+
+def _rubric_ids(spec: ExportSpec) -> set[int]:
+    qs = export_judgment_queryset(filters=spec.filters).order_by().values_list("rubric_id", flat=True)
+    return set(qs.distinct())
+
+
+def _skipped(view: View, stats: GroupStats) -> dict[str, int]:
+    skipped = dict(sorted(view.stats.items()))
+    skipped.setdefault("ties", 0)
+    skipped["comparisons_below_min_judgments"] = stats.dropped_min_judgments
+    skipped["comparisons_below_min_agreement"] = stats.dropped_min_agreement
+    skipped["judgments_in_dropped_comparisons"] = stats.judgments_dropped
+    return skipped
+
+
+def _facts(view: View, stats: GroupStats, pseudonyms: Pseudonyms) -> dict[str, Any]:
+    return {
+        "judgments": stats.judgments,
+        "comparisons": stats.comparisons,
+        "raters": len(stats.rater_ids),
+        "agreement": {"mean": stats.mean_agreement, "comparisons": stats.agreement_comparisons},
+        "skipped": _skipped(view, stats),
+        "code_version": code_version(),
+    }
+
+
+def export_snapshot_write(
+    *,
+    spec: ExportSpec,
+    folder: Path,
+    on_progress: Callable[[int], None] | None = None,
+    created_at: datetime | None = None,
+    created_by: str | None = None,
+) -> dict[str, Any]:
+    """Write the snapshot for a validated spec into ``folder`` (replaced if it exists); return the manifest.
+
+    All or nothing: files go to a hidden sibling folder renamed over ``folder`` only when every
+    row and the card are written; on any error it is removed and ``folder`` is left as it was.
+    Same spec over the same data gives byte-identical files (and the same ``sha256``).
+    ``on_progress(n)`` is called with the judgments read so far, once per chunk.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+    try:
+        manifest = _write_snapshot(spec, tmp, on_progress)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    manifest["created_at"] = (created_at or timezone.now()).astimezone(UTC).isoformat()
+    manifest["created_by"] = created_by
+    return manifest
+
+
+def _write_snapshot(
+    spec: ExportSpec, folder: Path, on_progress: Callable[[int], None] | None
+) -> dict[str, Any]:
+    pseudonyms = Pseudonyms(spec.name)
+    view = _build_view(spec, pseudonyms)
+    stats = GroupStats()
+    groups = export_record_groups(
+        filters=spec.filters, full=spec.format in FULL_RECORD_VIEWS, on_chunk=on_progress, stats=stats
+    )
+    writer = SnapshotWriter(
+        folder, schema=view.schema, kinds=spec.options["files"], gzip_jsonl=spec.options["gzip"]
+    )
+    try:
+        for prompt, row in view.rows(groups):
+            if not prompt.split:
+                prompt.split = prompt_split(
+                    name=spec.name,
+                    content_hash=prompt.content_hash,
+                    source=prompt.source,
+                    options=spec.options,
+                )
+            writer.write(prompt.split, row)
+        files = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    facts = _facts(view, stats, pseudonyms)
+    card = dataset_card(
+        name=spec.name,
+        view=view,
+        spec=spec,
+        files=files,
+        facts=facts,
+        rubrics=export_rubrics(rubric_ids=stats.rubric_ids),
+    )
+    card_path = folder / "README.md"
+    card_path.write_text(card, encoding="utf-8")
+    all_files = sorted(
+        [
+            *files,
+            {
+                "path": "README.md",
+                "split": None,
+                "kind": "card",
+                "rows": None,
+                "bytes": card_path.stat().st_size,
+                "sha256": file_sha256(card_path),
+            },
+        ],
+        key=lambda f: f["path"],
+    )
+    splits: dict[str, int] = {}
+    for f in files:
+        splits[f["split"]] = f["rows"]
+    listing = "".join(f"{f['sha256']}  {f['path']}\n" for f in all_files)
+    return {
+        "format": spec.format,
+        "view": view.title,
+        "description": view.description,
+        "aggregation": spec.aggregation,
+        "adjudication": "not available: Preflab has no adjudication step yet",
+        "name": spec.name,
+        "columns": view.columns,
+        "rows": sum(splits.values()),
+        "splits": splits,
+        "files": all_files,
+        "skipped": facts["skipped"],
+        "judgments": facts["judgments"],
+        "comparisons": facts["comparisons"],
+        "raters": facts["raters"],
+        "agreement": facts["agreement"],
+        "filters": spec.filters,
+        "options": spec.options,
+        "margin_mapping": MARGIN_MAPPING_DOC,
+        "rater_id": RATER_ID_DOC,
+        "split_rule": SPLIT_DOC,
+        "paused_raters": "exclude_paused_raters leaves out users with is_active = false",
+        "sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest(),
+        "sha256_of": "the lines '<sha256>  <path>\\n' of every file, sorted by path (sha256sum -c format)",
+        "code_version": facts["code_version"],
+    }
+
+
+# --- the single-stream TRL export (manage.py export_preferences) ---------------------------------
+
+
 def export_preferences_write(
     *, out: BinaryIO, filters: Any, name: str, created_at: datetime | None = None
 ) -> dict[str, Any]:
-    """Write the TRL preference rows for ``filters`` to the binary stream ``out``; return the manifest.
+    """Write the TRL preference rows (raw, no splits) to the binary stream ``out``; return the manifest.
 
-    The same filters over the same data give byte-identical output (rows ordered by judgment id,
-    one fixed serialization). Filters and name are validated first (ApplicationError); stored data
-    that cannot be written raises ExportDataError naming the judgment, possibly after some rows
-    were written to ``out``: callers that need all-or-nothing write to a temporary file
-    (see :func:`export_preferences_write_file`).
+    Rows are ordered by comparison, then judgment id; K-way rankings are expanded to pairs
+    (sharing a ``ranking_id``); ties are left out and counted. Filters and name are validated
+    first (ApplicationError); stored data that cannot be written raises ExportDataError naming the
+    judgment, possibly after some rows were written to ``out``: callers that need all-or-nothing
+    write to a temporary file (see :func:`export_preferences_write_file`).
     """
-    clean_filters = export_filters_clean(filters=filters)
-    name = export_name_clean(name=name)
-    writer = TrlPreferenceWriter(out, name=name)
-    for judgment in export_judgment_queryset(filters=clean_filters).iterator(chunk_size=CHUNK_SIZE):
-        writer.write(judgment)
+    spec = export_spec_clean(name=name, filters=filters)
+    pseudonyms = Pseudonyms(spec.name)
+    view = _build_view(spec, pseudonyms)
+    stats = GroupStats()
+    stream = JsonlStream(out)
+    for _prompt, row in view.rows(export_record_groups(filters=spec.filters, full=False, stats=stats)):
+        stream.write(row)
     out.flush()
     return {
-        "format": ExportRun.Format.TRL.value,
-        "view": VIEW,
-        "name": name,
-        "columns": list(TRL_COLUMNS),
-        "rows": writer.stats.rows,
-        "skipped": {"ties": writer.stats.ties, "rankings": writer.stats.rankings},
-        "rankings": "K-way ranking judgments are not expanded to pairs yet; they are counted in skipped.rankings",
+        "format": spec.format,
+        "view": "conversational, explicit prompt",
+        "name": spec.name,
+        "columns": view.columns,
+        "rows": stream.rows,
+        "skipped": _skipped(view, stats),
         "margin_mapping": MARGIN_MAPPING_DOC,
         "rater_id": RATER_ID_DOC,
-        "filters": clean_filters,
-        "sha256": writer.sha256,
+        "filters": spec.filters,
+        "sha256": stream.sha256,
         "created_at": (created_at or timezone.now()).astimezone(UTC).isoformat(),
         "code_version": code_version(),
     }
@@ -195,20 +268,14 @@ def export_preferences_write(
 def export_preferences_write_file(
     *, path: Path, filters: Any, name: str, created_at: datetime | None = None
 ) -> dict[str, Any]:
-    """Like :func:`export_preferences_write`, into ``path``, all or nothing.
-
-    Rows go to a hidden temporary file in the same folder, which is synced and renamed over
-    ``path`` only when every row was written; on any error the temporary file is removed and
-    ``path`` is left as it was.
-    """
+    """Like :func:`export_preferences_write`, into ``path``, all or nothing (temporary file, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(fd, "wb") as fh:
             manifest = export_preferences_write(out=fh, filters=filters, name=name, created_at=created_at)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -219,22 +286,39 @@ def export_preferences_write_file(
 
 
 def export_run_create(
-    *, created_by: User, format: str = "trl", filters: Any = None, name: str = "preferences"
+    *,
+    created_by: User,
+    format: str = "trl",
+    filters: Any = None,
+    name: str = "preferences",
+    aggregation: str = "raw",
+    options: Any = None,
+    enqueue: bool = True,
 ) -> ExportRun:
     """Validate the request, create a queued run, and enqueue its task once the transaction commits.
 
-    Raises ApplicationError (400, naming ``format``, ``name`` or ``filters.<key>``) for bad input,
-    and (403) when the user may not export; nothing is created then.
+    ``enqueue=False`` only creates the run, for a caller that executes it itself (manage.py export).
+
+    Raises ApplicationError (400, naming ``format``, ``aggregation``, ``name``, ``filters.<key>``
+    or ``options.<key>``) for bad input, and (403) when the user may not export; nothing is
+    created then.
     """
     if not getattr(created_by, "can_export", False):
         raise ApplicationError("Only researchers and admins may export.", status_code=403)
-    fmt = _format_clean(format)
-    clean_name = export_name_clean(name=name)
-    clean_filters = export_filters_clean(filters=filters)
+    spec = export_spec_clean(
+        name=name, format=format, aggregation=aggregation, filters=filters, options=options
+    )
     export_run = ExportRun.objects.create(
-        created_by=created_by, format=fmt, name=clean_name, filters=clean_filters
+        created_by=created_by,
+        format=spec.format,
+        aggregation=spec.aggregation,
+        name=spec.name,
+        filters=spec.filters,
+        options=spec.options,
     )
 
+    if not enqueue:
+        return export_run
     from export.tasks import export_run_task  # the task module imports this one
 
     run_id = export_run.pk
@@ -243,31 +327,46 @@ def export_run_create(
 
 
 def export_run_execute(*, export_run: ExportRun) -> ExportRun:
-    """Write the run's file and record the outcome. The only place a run's status changes.
+    """Write the run's snapshot and record the outcome. The only place a run's status changes.
 
-    queued/running -> running -> succeeded, or failed with a readable ``error``. The file is
-    ``PREFLAB_EXPORT_ROOT/<id>/<name>.jsonl`` (``file_path`` is stored relative to the root);
-    it appears only complete, and a failed run leaves no file. A finished run (succeeded or
-    failed) is immutable: calling this again returns it unchanged. A run found ``running`` (its
-    worker died) is written again from the start. Errors in the data or the disk fail the run;
-    any other exception fails it too and is re-raised so it is seen.
+    queued/running -> running -> succeeded, or failed with a readable ``error``. The snapshot is
+    ``PREFLAB_EXPORT_ROOT/<id>/<name>/`` (``file_path`` is stored relative to the root); it
+    appears only complete, and a failed run leaves none. Progress (``judgments_done`` of
+    ``judgments_total``) is saved once per chunk. A finished run (succeeded or failed) is
+    immutable: calling this again returns it unchanged. A run found ``running`` (its worker died)
+    is written again from the start. Errors in the data or the disk fail the run; any other
+    exception fails it too and is re-raised so it is seen.
     """
     if export_run.status in (ExportRun.Status.SUCCEEDED, ExportRun.Status.FAILED):
         return export_run
-    export_run.status = ExportRun.Status.RUNNING
-    export_run.save(update_fields=["status"])
-
-    relative = Path(str(export_run.pk)) / f"{export_run.name}.jsonl"
-    path = Path(settings.PREFLAB_EXPORT_ROOT) / relative
-    # A worker killed mid-write leaves its temporary file behind; the retry sweeps it.
-    for stale in path.parent.glob(".*.part"):
-        stale.unlink(missing_ok=True)
+    relative = Path(str(export_run.pk)) / export_run.name
+    folder = Path(settings.PREFLAB_EXPORT_ROOT) / relative
+    # A worker killed mid-write leaves its temporary folder behind; the retry sweeps it.
+    if folder.parent.exists():
+        for stale in folder.parent.glob(".*.part"):
+            shutil.rmtree(stale, ignore_errors=True)
     try:
-        manifest = export_preferences_write_file(
-            path=path,
-            filters=export_run.filters,
+        spec = export_spec_clean(
             name=export_run.name,
+            format=export_run.format,
+            aggregation=export_run.aggregation,
+            filters=export_run.filters,
+            options=export_run.options,
+        )
+        export_run.status = ExportRun.Status.RUNNING
+        export_run.judgments_total = export_judgment_queryset(filters=spec.filters).count()
+        export_run.judgments_done = 0
+        export_run.save(update_fields=["status", "judgments_total", "judgments_done"])
+
+        def progress(done: int) -> None:
+            ExportRun.objects.filter(pk=export_run.pk).update(judgments_done=done)
+
+        manifest = export_snapshot_write(
+            spec=spec,
+            folder=folder,
+            on_progress=progress,
             created_at=export_run.created_at,
+            created_by=export_run.created_by.username if export_run.created_by else None,
         )
     except (ApplicationError, ExportDataError, OSError) as exc:
         message = exc.message if isinstance(exc, ApplicationError) else str(exc)
@@ -280,11 +379,25 @@ def export_run_execute(*, export_run: ExportRun) -> ExportRun:
     export_run.file_path = relative.as_posix()
     export_run.sha256 = manifest["sha256"]
     export_run.row_count = manifest["rows"]
+    export_run.files = manifest["files"]
+    export_run.code_version = manifest["code_version"]
+    export_run.judgments_done = export_run.judgments_total
     export_run.manifest = manifest
     export_run.error = ""
     export_run.finished_at = timezone.now()
     export_run.save(
-        update_fields=["status", "file_path", "sha256", "row_count", "manifest", "error", "finished_at"]
+        update_fields=[
+            "status",
+            "file_path",
+            "sha256",
+            "row_count",
+            "files",
+            "code_version",
+            "judgments_done",
+            "manifest",
+            "error",
+            "finished_at",
+        ]
     )
     return export_run
 
@@ -296,6 +409,9 @@ def _export_run_fail(export_run: ExportRun, message: str) -> ExportRun:
     export_run.file_path = ""
     export_run.sha256 = ""
     export_run.row_count = 0
+    export_run.files = []
     export_run.finished_at = timezone.now()
-    export_run.save(update_fields=["status", "error", "file_path", "sha256", "row_count", "finished_at"])
+    export_run.save(
+        update_fields=["status", "error", "file_path", "sha256", "row_count", "files", "finished_at"]
+    )
     return export_run

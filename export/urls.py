@@ -4,6 +4,7 @@ from export import apis, views
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("exports/", apis.ExportRunCollectionApi.as_view(), name="export-run-list"),
+    path("exports/estimate/", apis.ExportEstimateApi.as_view(), name="export-estimate"),
     path("exports/<int:export_run_id>/", apis.ExportRunDetailApi.as_view(), name="export-run-detail"),
     path(
         "exports/<int:export_run_id>/download/",
@@ -13,4 +14,5 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 page_patterns: list[URLPattern | URLResolver] = [
     path("export/", views.export_page, name="export-page"),
+    path("export/estimate/", views.export_estimate_json, name="export-estimate-page"),
 ]

@@ -1,4 +1,4 @@
-"""Export page: researchers and admins create snapshots and download past ones."""
+"""Export page: researchers and admins create snapshots (with a live row estimate) and download past ones."""
 
 from __future__ import annotations
 
@@ -8,25 +8,99 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
-from export.selectors import export_run_list
+from export.models import ExportRun
+from export.selectors import export_estimate, export_run_list
 from export.services import export_run_create
+from export.spec import export_spec_clean
 from labeling.apis_common import ApplicationError
-from labeling.models import Queue
+from labeling.models import Queue, Rubric
+from model_runner.models import Generator
 
 # The table shows the newest runs; older ones stay in the API and the admin.
 PAGE_RUNS = 50
 
 
 class ExportCreateForm(forms.Form):
-    queues = forms.ModelMultipleChoiceField(
-        queryset=Queue.objects.order_by("name"),
-        required=False,
-        help_text="Leave empty to export every queue.",
+    name = forms.CharField(
+        initial="preferences", max_length=100, help_text="Also salts the splits and rater ids."
     )
-    name = forms.CharField(initial="preferences", max_length=100)
+    format = forms.ChoiceField(choices=ExportRun.Format.choices, initial=ExportRun.Format.TRL)
+    aggregation = forms.ChoiceField(
+        choices=[c for c in ExportRun.Aggregation.choices if c[0] != ExportRun.Aggregation.ADJUDICATED],
+        initial=ExportRun.Aggregation.RAW,
+    )
+    queues = forms.ModelMultipleChoiceField(
+        queryset=Queue.objects.order_by("name"), required=False, help_text="Leave empty for every queue."
+    )
+    rubric_versions = forms.ModelMultipleChoiceField(
+        queryset=Rubric.objects.order_by("name", "version"), required=False, label="Rubric versions"
+    )
+    generators = forms.ModelMultipleChoiceField(
+        queryset=Generator.objects.order_by("name"),
+        required=False,
+        help_text="Keep comparisons whose every response came from these.",
+    )
+    tags = forms.CharField(required=False, help_text="Prompt tags, comma-separated (any of them).")
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    min_judgments = forms.IntegerField(
+        required=False, min_value=1, max_value=1000, label="Min judgments per comparison"
+    )
+    min_agreement = forms.FloatField(required=False, min_value=0, max_value=1, label="Min agreement (0..1)")
+    exclude_flagged = forms.BooleanField(required=False, label="Exclude flagged comparisons")
+    exclude_gold = forms.BooleanField(required=False, label="Exclude gold items")
+    exclude_paused_raters = forms.BooleanField(required=False, label="Exclude deactivated raters")
+    standard = forms.BooleanField(required=False, label="TRL: standard (plain strings)")
+    implicit_prompt = forms.BooleanField(required=False, label="TRL: implicit prompt")
+    pairs = forms.BooleanField(required=False, label="Rankings: expand to K-choose-2 pairs")
+    file_kinds = forms.MultipleChoiceField(
+        choices=[("jsonl", "JSONL"), ("parquet", "Parquet")],
+        initial=["jsonl", "parquet"],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    gzip = forms.BooleanField(required=False, label="Gzip the JSONL files")
+    test_fraction = forms.FloatField(initial=0.1, min_value=0, max_value=0.5)
+    validation_fraction = forms.FloatField(initial=0.0, min_value=0, max_value=0.5)
+    redteam_split = forms.BooleanField(required=False, label="Hold out red-team prompts")
+
+    def request_kwargs(self) -> dict[str, Any]:
+        """The same request the API takes: name, format, aggregation, filters, options."""
+        data = self.cleaned_data
+        filters: dict[str, Any] = {}
+        for key in ("queues", "rubric_versions"):
+            if data[key]:
+                filters[key] = [obj.pk for obj in data[key]]
+        if data["generators"]:
+            filters["generators"] = [g.name for g in data["generators"]]
+        tags = [t.strip() for t in (data["tags"] or "").split(",") if t.strip()]
+        if tags:
+            filters["tags"] = tags
+        for key in ("since", "until"):
+            if data[key]:
+                filters[key] = data[key].isoformat()
+        for key in ("min_judgments", "min_agreement"):
+            if data[key] is not None:
+                filters[key] = data[key]
+        for key in ("exclude_flagged", "exclude_gold", "exclude_paused_raters"):
+            if data[key]:
+                filters[key] = True
+        options: dict[str, Any] = {"files": data["file_kinds"]}
+        for key in ("standard", "implicit_prompt", "pairs", "gzip", "redteam_split"):
+            if data[key]:
+                options[key] = True
+        for key in ("test_fraction", "validation_fraction"):
+            if data[key] is not None:
+                options[key] = data[key]
+        return {
+            "name": data["name"],
+            "format": data["format"],
+            "aggregation": data["aggregation"],
+            "filters": filters,
+            "options": options,
+        }
 
 
 @login_required
@@ -39,18 +113,43 @@ def export_page(request: HttpRequest) -> HttpResponse:
     form = ExportCreateForm(request.POST or None)
     if request.method == "POST":
         if form.is_valid():
-            filters: dict[str, Any] = {}
-            if form.cleaned_data["queues"]:
-                filters["queues"] = [q.pk for q in form.cleaned_data["queues"]]
             try:
-                export_run = export_run_create(
-                    created_by=user, filters=filters, name=form.cleaned_data["name"]
-                )
+                export_run = export_run_create(created_by=user, **form.request_kwargs())
             except ApplicationError as exc:
-                form.add_error("name" if exc.field == "name" else None, exc.message)
+                field = (exc.field or "").split(".")[-1]
+                form.add_error(field if field in form.fields else None, exc.message)
             else:
                 messages.success(request, f"Export {export_run.pk} ({export_run.name}) was queued.")
                 return redirect("export-page")
         status = 400
     context = {"form": form, "runs": export_run_list()[:PAGE_RUNS]}
     return render(request, "export/export_page.html", context, status=status)
+
+
+@login_required
+def export_estimate_json(request: HttpRequest) -> JsonResponse:
+    """The page's live estimate: the form's fields as a query string in, row counts (JSON) out.
+
+    Bad fields give 400 with ``{"detail", "field"}``, the same shape as the API's errors.
+    """
+    user: Any = request.user
+    if not getattr(user, "can_export", False):
+        raise PermissionDenied("Only researchers and admins may export.")
+    form = ExportCreateForm(request.GET)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        return JsonResponse(
+            {"detail": f"{field}: {' '.join(str(e) for e in errors)}", "field": field}, status=400
+        )
+    try:
+        spec = export_spec_clean(**form.request_kwargs())
+    except ApplicationError as exc:
+        return JsonResponse({"detail": exc.message, "field": exc.field}, status=400)
+    return JsonResponse(
+        export_estimate(
+            filters=spec.filters,
+            format=spec.format,
+            aggregation=spec.aggregation,
+            pairs=spec.options["pairs"],
+        )
+    )

@@ -1,72 +1,34 @@
-"""Format writers: turn judgments into trainer-ready rows, byte for byte the same on every run.
-
-The TRL preference view is *conversational with an explicit prompt*: one JSON object per line,
-
-    {"prompt": [{"role", "content"}, ...],            # the prompt's turns, as stored
-     "chosen": [{"role": "assistant", "content": ...}],
-     "rejected": [{"role": "assistant", "content": ...}],
-     "margin": 1.0 | 2.0 | 3.0,                       # see MARGIN_MAPPING
-     "prompt_id": str, "comparison_id": int, "ranking_id": null,
-     "rater_id": str, "judgment_id": int}
-
-with the keys in exactly that order. TRL's RewardTrainer and DPOTrainer (and OpenRLHF with
-``--apply_chat_template``) read ``prompt``/``chosen``/``rejected``/``margin`` and ignore the
-provenance columns after them.
+"""File writers: rows to JSONL (optionally gzipped) and Parquet, byte for byte the same on every run.
 
 Guarantees:
 
-* Every written row has a float ``margin``: TRL's collator looks only at the first row to decide
-  whether margins exist, and fails on a null.
-* Ties (preference 0) are never written; they are counted. Ranking judgments (K-way) are not
-  expanded yet; they are counted as ``rankings`` and left out.
-* ``ranking_id`` is always present and always null in this view (pairs), so the column keeps one type.
+* JSONL lines are ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))`` plus ``\\n`` in
+  UTF-8, keys in the view's column order. Gzip members carry no file name and mtime 0.
+* Parquet files are written with pyarrow in record batches of ``BATCH_ROWS`` rows against the
+  view's explicit schema (so an all-null column keeps its type); row groups follow the batches,
+  so the same rows give the same bytes with the same pyarrow version.
 * ``rater_id`` never carries a username: it is a keyed hash of the user id, stable within one
   dataset name and unlinkable across names (see :func:`rater_pseudonym`).
-* Lines are ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))`` plus ``\\n`` in UTF-8;
-  given the same judgments in the same order the output bytes are identical.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from django.conf import settings
 
-from labeling.models import Judgment
-
-VIEW = "conversational, explicit prompt"
-
-#: |preference| (the strength the rater chose, in either direction) -> TRL ``margin``.
-MARGIN_MAPPING: dict[int, float] = {1: 1.0, 2: 2.0, 3: 3.0}
-
-MARGIN_MAPPING_DOC: dict[str, Any] = {
-    "source": "judgment.preference, -3..3 in the labels the rater saw (negative = A better, 0 = tie)",
-    "margin": "abs(preference) as a float",
-    "values": {"1 (slightly better)": 1.0, "2 (better)": 2.0, "3 (much better)": 3.0},
-    "ties": "preference 0 is left out and counted in skipped.ties",
-}
-
-TRL_COLUMNS: tuple[str, ...] = (
-    "prompt",
-    "chosen",
-    "rejected",
-    "margin",
-    "prompt_id",
-    "comparison_id",
-    "ranking_id",
-    "rater_id",
-    "judgment_id",
-)
+BATCH_ROWS = 10_000
 
 RATER_ID_DOC = "first 16 hex chars of HMAC-SHA256(key = SECRET_KEY + NUL + dataset name, message = user id)"
-
-
-class ExportDataError(Exception):
-    """Stored data cannot be written in the requested format; the message names the judgment."""
 
 
 def rater_pseudonym(*, user_id: int, name: str) -> str:
@@ -79,96 +41,147 @@ def rater_pseudonym(*, user_id: int, name: str) -> str:
     return hmac.new(key, str(user_id).encode("ascii"), hashlib.sha256).hexdigest()[:16]
 
 
+class Pseudonyms:
+    """Cached :func:`rater_pseudonym` for one dataset name: one HMAC per rater, not per row."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cache: dict[int, str] = {}
+
+    def __call__(self, user_id: int) -> str:
+        value = self._cache.get(user_id)
+        if value is None:
+            value = self._cache[user_id] = rater_pseudonym(user_id=user_id, name=self.name)
+        return value
+
+    @property
+    def count(self) -> int:
+        return len(self._cache)
+
+
 def dumps_line(row: dict[str, Any]) -> bytes:
     """One JSONL line, in the one serialization every export uses."""
     return (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-@dataclass
-class WriteStats:
-    rows: int = 0
-    ties: int = 0
-    rankings: int = 0
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-class TrlPreferenceWriter:
-    """Writes judgments as TRL preference rows to a binary stream, hashing what it writes.
+class JsonlStream:
+    """JSONL rows to an open binary stream, hashing what it writes (for a single-stream export)."""
 
-    Expects each judgment with ``assignment__item__comparison__prompt`` loaded and the
-    comparison's ``members`` (with ``candidate``) prefetched; it issues no queries itself.
-    """
-
-    def __init__(self, out: BinaryIO, *, name: str) -> None:
+    def __init__(self, out: BinaryIO) -> None:
         self._out = out
-        self._name = name
         self._hash = hashlib.sha256()
-        self._pseudonyms: dict[int, str] = {}
-        self.stats = WriteStats()
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        line = dumps_line(row)
+        self._out.write(line)
+        self._hash.update(line)
+        self.rows += 1
 
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    def write(self, judgment: Judgment) -> None:
-        """Write one judgment's row, or count it as a tie or a ranking and write nothing."""
-        if judgment.preference is None:
-            self.stats.rankings += 1
-            return
-        if judgment.preference == 0:
-            self.stats.ties += 1
-            return
-        line = dumps_line(self.row(judgment))
-        self._out.write(line)
-        self._hash.update(line)
-        self.stats.rows += 1
 
-    def row(self, judgment: Judgment) -> dict[str, Any]:
-        """The row for a non-tie pair judgment, keys in TRL_COLUMNS order."""
-        preference = judgment.preference
-        assert preference is not None and preference != 0  # write() filters these out
-        margin = MARGIN_MAPPING.get(abs(preference))
-        if margin is None:
-            raise ExportDataError(f"judgment {judgment.pk}: preference {preference} is outside -3..3")
-        assignment = judgment.assignment
-        comparison = assignment.item.comparison
-        shown = assignment.shown_order
-        if not isinstance(shown, list) or len(shown) != 2:
-            raise ExportDataError(
-                f"judgment {judgment.pk}: a pair preference needs 2 shown candidates, "
-                f"assignment {assignment.pk} shows {shown!r}"
+@dataclass
+class SplitFiles:
+    """The open files of one split."""
+
+    split: str
+    jsonl_path: Path | None = None
+    parquet_path: Path | None = None
+    jsonl: Any = None
+    raw: Any = None
+    parquet: pq.ParquetWriter | None = None
+    batch: list[dict[str, Any]] = field(default_factory=list)
+    rows: int = 0
+
+
+class SnapshotWriter:
+    """Rows of one view into ``folder/data/<split>.jsonl[.gz]`` and ``folder/data/<split>.parquet``.
+
+    Files of a split are opened on its first row (``train`` always exists, even empty).
+    :meth:`close` flushes and returns the written files, sorted by path, each with split, kind,
+    rows, bytes and sha256.
+    """
+
+    def __init__(self, folder: Path, *, schema: pa.Schema, kinds: list[str], gzip_jsonl: bool) -> None:
+        self.folder = folder
+        self.schema = schema
+        self.kinds = kinds
+        self.gzip_jsonl = gzip_jsonl
+        self.splits: dict[str, SplitFiles] = {}
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        self._open("train")
+
+    def _open(self, split: str) -> SplitFiles:
+        files = SplitFiles(split)
+        data = self.folder / "data"
+        if "jsonl" in self.kinds:
+            files.jsonl_path = data / (f"{split}.jsonl.gz" if self.gzip_jsonl else f"{split}.jsonl")
+            files.raw = files.jsonl_path.open("wb")
+            files.jsonl = (
+                gzip.GzipFile(filename="", mode="wb", fileobj=files.raw, mtime=0)
+                if self.gzip_jsonl
+                else files.raw
             )
-        texts = {member.candidate_id: member.candidate.text for member in comparison.members.all()}
-        missing = [cid for cid in shown if cid not in texts]
-        if missing:
-            raise ExportDataError(
-                f"judgment {judgment.pk}: shown candidates {missing} are not in comparison {comparison.pk}"
-            )
-        # Index 0 of shown_order is label "A"; a negative preference means A was better.
-        label_a, label_b = texts[shown[0]], texts[shown[1]]
-        chosen, rejected = (label_a, label_b) if preference < 0 else (label_b, label_a)
-        prompt = comparison.prompt
-        return {
-            "prompt": _messages(prompt.messages, judgment_id=judgment.pk),
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}],
-            "margin": margin,
-            "prompt_id": prompt.public_id,
-            "comparison_id": comparison.pk,
-            "ranking_id": None,
-            "rater_id": self._pseudonym(assignment.rater_id),
-            "judgment_id": judgment.pk,
-        }
+        if "parquet" in self.kinds:
+            files.parquet_path = data / f"{split}.parquet"
+            files.parquet = pq.ParquetWriter(files.parquet_path, self.schema, compression="zstd")
+        self.splits[split] = files
+        return files
 
-    def _pseudonym(self, user_id: int) -> str:
-        # Cached: one HMAC per rater, not per row.
-        if user_id not in self._pseudonyms:
-            self._pseudonyms[user_id] = rater_pseudonym(user_id=user_id, name=self._name)
-        return self._pseudonyms[user_id]
+    def write(self, split: str, row: dict[str, Any]) -> None:
+        files = self.splits.get(split) or self._open(split)
+        if files.jsonl is not None:
+            files.jsonl.write(dumps_line(row))
+        if files.parquet is not None:
+            files.batch.append(row)
+            if len(files.batch) >= BATCH_ROWS:
+                self._flush(files)
+        files.rows += 1
 
+    def _flush(self, files: SplitFiles) -> None:
+        if files.parquet is not None and files.batch:
+            files.parquet.write_batch(pa.RecordBatch.from_pylist(files.batch, schema=self.schema))
+            files.batch = []
 
-def _messages(messages: Any, *, judgment_id: int) -> list[dict[str, str]]:
-    """Only ``role`` and ``content``, in that order, so extra stored keys never change the bytes."""
-    try:
-        return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
-    except (TypeError, KeyError) as exc:
-        raise ExportDataError(f"judgment {judgment_id}: the prompt's messages are malformed ({exc!r})")
+    def close(self) -> list[dict[str, Any]]:
+        out = []
+        for files in self.splits.values():
+            self._flush(files)
+            if files.parquet is not None:
+                files.parquet.close()
+            if files.jsonl is not None:
+                files.jsonl.close()
+            if files.raw is not None and files.raw is not files.jsonl:
+                files.raw.close()
+            for kind, path in (("jsonl", files.jsonl_path), ("parquet", files.parquet_path)):
+                if path is not None:
+                    out.append(
+                        {
+                            "path": path.relative_to(self.folder).as_posix(),
+                            "split": files.split,
+                            "kind": kind,
+                            "rows": files.rows,
+                            "bytes": path.stat().st_size,
+                            "sha256": file_sha256(path),
+                        }
+                    )
+        return sorted(out, key=lambda f: f["path"])
+
+    def abort(self) -> None:
+        # Closing after a failure: the caller removes the folder next, so close errors don't matter.
+        for files in self.splits.values():
+            for handle in (files.parquet, files.jsonl, files.raw):
+                if handle is not None:
+                    with contextlib.suppress(OSError, ValueError, pa.ArrowException):
+                        handle.close()

@@ -16,11 +16,13 @@ from labeling.models import Assignment, Judgment, Queue, User
 from tests.factories import (
     AssignmentFactory,
     CandidateFactory,
+    CriterionFactory,
     GeneratorFactory,
     JudgmentFactory,
     PromptFactory,
     QueueFactory,
     QueueItemFactory,
+    RubricFactory,
     make_comparison,
     make_pair,
 )
@@ -71,10 +73,22 @@ def export_data(rater, rater2) -> ExportData:
     multi_turn     -2, system+user+assistant+user prompt   -> chosen "3, café."
     swapped        -1, shown_order reversed: label A is the comparison's 2nd candidate
                                                            -> chosen "Two plus two is four."
-    ranking        K=3 ranking, no preference              -> left out, counted
+    ranking        K=4 ranking [[B], [A, D], [C]] with a tie, shown in stored order
+                   -> 5 TRL pairs (A=D tie left out), ranking_id = its judgment id
     other_queue    +3 in another queue (for the queue filter)
+
+    The queue's rubric has one criterion of each kind; ``a_much_better`` and ``ranking`` answer
+    them (Likert in shown labels), ``b_better`` carries a flag and a rationale.
     """
-    queue = cast(Queue, QueueFactory(name="export-main"))
+    rubric = RubricFactory(name="helpful", description="Pick the more **helpful** answer.")
+    for key, kind, question in (
+        ("accuracy", "preference", "Which is more accurate?"),
+        ("helpfulness", "likert", "How helpful is each response?"),
+        ("unsafe", "flag", "Is any response unsafe?"),
+        ("note", "text", "Anything else?"),
+    ):
+        CriterionFactory(rubric=rubric, key=key, kind=kind, question=question)
+    queue = cast(Queue, QueueFactory(name="export-main", rubric=rubric))
     other_queue = cast(Queue, QueueFactory(name="export-other"))
     data = ExportData(queue=queue, other_queue=other_queue, raters=[rater, rater2])
 
@@ -83,12 +97,19 @@ def export_data(rater, rater2) -> ExportData:
         texts=("Paris.", "Lyon."),
     )
     data.judgments["a_much_better"] = _judge(queue=queue, comparison=capital, rater=rater, preference=-3)
+    Judgment.objects.filter(pk=data.judgments["a_much_better"].pk).update(
+        criteria={"accuracy": -2, "helpfulness": {"A": 7, "B": 2}, "unsafe": False, "note": "easy"},
+        active_seconds=12.5,
+    )
 
     colour = make_pair(
         _prompt("p-colour", [{"role": "user", "content": "What colour is a clear daytime sky?"}]),
         texts=("Green.", "Blue."),
     )
     data.judgments["b_better"] = _judge(queue=queue, comparison=colour, rater=rater2, preference=1)
+    Judgment.objects.filter(pk=data.judgments["b_better"].pk).update(
+        flags=["offensive"], rationale="The sky is blue.", rewrite="Blue, on a clear day."
+    )
 
     tie = make_pair(
         _prompt("p-tie", [{"role": "user", "content": "Say hello."}]),
@@ -123,14 +144,17 @@ def export_data(rater, rater2) -> ExportData:
     generator = GeneratorFactory()
     candidates = [
         cast(Candidate, CandidateFactory(prompt=rank_prompt, generator=generator, sample_index=i, text=t))
-        for i, t in enumerate(("One.", "Two.", "Three."))
+        for i, t in enumerate(("One.", "Two.", "Three.", "Four."))
     ]
     data.judgments["ranking"] = _judge(
         queue=queue,
         comparison=make_comparison(rank_prompt, candidates),
         rater=rater,
         preference=None,
-        ranking=[["A"], ["C", "B"]],
+        ranking=[["B"], ["A", "D"], ["C"]],
+    )
+    Judgment.objects.filter(pk=data.judgments["ranking"].pk).update(
+        criteria={"helpfulness": {"A": 5, "B": 6, "C": 1, "D": 5}}
     )
 
     other = make_pair(
@@ -138,4 +162,7 @@ def export_data(rater, rater2) -> ExportData:
         texts=("Yes.", "No."),
     )
     data.judgments["other_queue"] = _judge(queue=other_queue, comparison=other, rater=rater, preference=3)
+    for key, judgment in data.judgments.items():
+        judgment.refresh_from_db()
+        data.judgments[key] = judgment
     return data

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from export.models import ExportRun
 from export.services import export_preferences_write
 
 
@@ -22,8 +24,8 @@ def test_writes_the_same_rows_to_a_file(export_data, tmp_path):
     stderr = io.StringIO()
     call_command("export_preferences", "--out", str(target), "--name", "cmd", stderr=stderr)
     assert target.read_bytes() == expected()
-    assert "5 rows written" in stderr.getvalue()
-    assert "1 ties" in stderr.getvalue() and "1 rankings" in stderr.getvalue()
+    assert "10 rows written" in stderr.getvalue()
+    assert "2 ties" in stderr.getvalue()
 
 
 @pytest.mark.django_db
@@ -58,3 +60,53 @@ def test_unwritable_out_is_a_command_error(tmp_path):
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(CommandError, match="--out"):
         call_command("export_preferences", "--out", str(tmp_path / "a-file" / "x.jsonl"))
+
+
+@pytest.mark.django_db
+def test_export_command_writes_a_snapshot_folder(export_data, tmp_path):
+    out = io.StringIO()
+    call_command(
+        "export",
+        "--format",
+        "native",
+        "--out",
+        str(tmp_path / "snap"),
+        "--name",
+        "cmd",
+        "--gzip",
+        "--exclude-flagged",
+        stdout=out,
+    )
+    manifest = json.loads(out.getvalue())
+    assert manifest["format"] == "native"
+    assert manifest["filters"] == {"exclude_flagged": True}
+    assert manifest["rows"] == 6  # 7 judgments, b_better's comparison was flagged
+    assert (tmp_path / "snap" / "README.md").is_file()
+    assert (tmp_path / "snap" / "data" / "train.jsonl.gz").is_file()
+
+
+@pytest.mark.django_db
+def test_export_command_records_a_run(export_data, researcher):
+    out = io.StringIO()
+    call_command("export", "--user", researcher.username, "--format", "rankings", "--pairs", stdout=out)
+    manifest = json.loads(out.getvalue())
+    run = ExportRun.objects.get(pk=manifest["export_run"])
+    assert run.status == ExportRun.Status.SUCCEEDED and run.row_count == 5
+    assert run.created_by == researcher
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--queue", "424242"], "--queue"),
+        (["--min-agreement", "3"], "--min-agreement"),
+        (["--files", "csv"], "--files"),
+        (["--aggregation", "adjudicated"], "--aggregation"),
+        (["--standard", "--format", "hh"], "--standard"),
+    ],
+)
+@pytest.mark.django_db
+def test_export_command_names_the_bad_option(tmp_path, args, words):
+    with pytest.raises(CommandError, match=words):
+        call_command("export", "--out", str(tmp_path / "x"), *args)
+    assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,19 @@ def client_for(user) -> Client:
     return client
 
 
+def form_data(**overrides):
+    data = {
+        "name": "preferences",
+        "format": "trl",
+        "aggregation": "raw",
+        "file_kinds": ["jsonl", "parquet"],
+        "test_fraction": "0.1",
+        "validation_fraction": "0",
+    }
+    data.update(overrides)
+    return data
+
+
 def test_rater_gets_403(rater):
     assert client_for(rater).get("/export/").status_code == 403
 
@@ -36,10 +49,10 @@ def test_researcher_creates_an_export_and_sees_it(
     assert "export-main" in page.content.decode()  # the queue select
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/export/", {"queues": [export_data.queue.pk], "name": "page-export"})
+        response = client.post("/export/", form_data(queues=[export_data.queue.pk], name="page-export"))
     assert response.status_code == 302
     run = ExportRun.objects.get()
-    assert run.status == ExportRun.Status.SUCCEEDED
+    assert run.status == ExportRun.Status.SUCCEEDED, run.error
     assert run.filters == {"queues": [export_data.queue.pk]}
 
     html = client.get("/export/").content.decode()
@@ -47,13 +60,45 @@ def test_researcher_creates_an_export_and_sees_it(
     assert str(run.row_count) in html
     assert run.sha256[:16] in html
     assert f"/api/v1/exports/{run.pk}/download/" in html
-    # The page's link works with the browser session.
+    assert "data/train.parquet" in html
+    # The page's links work with the browser session.
     download = client.get(f"/api/v1/exports/{run.pk}/download/")
     assert download.status_code == 200
+    assert client.get(f"/api/v1/exports/{run.pk}/download/?file=README.md").status_code == 200
+
+
+def test_live_estimate_endpoint(researcher, export_data):
+    client = client_for(researcher)
+    response = client.get("/export/estimate/", form_data(queues=[export_data.other_queue.pk]))
+    assert response.status_code == 200
+    assert response.json()["judgments"] == 1 and response.json()["rows"] == 1
+    bad = client.get("/export/estimate/", form_data(min_agreement="7"))
+    assert bad.status_code == 400 and bad.json()["field"] == "min_agreement"
+    assert client_for(export_data.raters[0]).get("/export/estimate/").status_code == 403
+
+
+def test_page_options_reach_the_run(researcher, export_data, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(researcher).post(
+            "/export/",
+            form_data(
+                format="hh",
+                aggregation="majority",
+                exclude_gold="on",
+                gzip="on",
+                file_kinds=["jsonl"],
+                tags="a, b",
+            ),
+        )
+    assert response.status_code == 302
+    run = ExportRun.objects.get()
+    assert (run.format, run.aggregation) == ("hh", "majority")
+    assert run.filters == {"exclude_gold": True, "tags": ["a", "b"]}
+    assert run.options["files"] == ["jsonl"] and run.options["gzip"] is True
 
 
 def test_bad_name_re_renders_with_the_error(researcher):
-    response = client_for(researcher).post("/export/", {"name": "bad name!"})
+    response = client_for(researcher).post("/export/", form_data(name="bad name!"))
     assert response.status_code == 400
     assert "is not allowed" in response.content.decode()
     assert ExportRun.objects.count() == 0

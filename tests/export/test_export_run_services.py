@@ -23,12 +23,13 @@ def test_execute_writes_file_and_records_it(export_data, researcher):
     export_run_execute(export_run=run)
     run.refresh_from_db()
     assert run.status == ExportRun.Status.SUCCEEDED
-    assert run.file_path == f"{run.pk}/snap.jsonl"
-    assert run.row_count == 5
-    assert [p.name for p in run_dir(run).iterdir()] == ["snap.jsonl"]
+    assert run.file_path == f"{run.pk}/snap"
+    assert run.row_count == 10
+    assert [p.name for p in run_dir(run).iterdir()] == ["snap"]
     import hashlib
 
-    assert hashlib.sha256((run_dir(run) / "snap.jsonl").read_bytes()).hexdigest() == run.sha256
+    for f in run.files:
+        assert hashlib.sha256((run_dir(run) / "snap" / f["path"]).read_bytes()).hexdigest() == f["sha256"]
     assert run.manifest["created_at"] == run.created_at.isoformat().replace("Z", "+00:00")
 
     # Finished runs are immutable: a second call (or a redelivered task) changes nothing.
@@ -46,9 +47,11 @@ def test_two_runs_with_same_filters_have_same_sha(export_data, researcher):
         export_run_execute(export_run=run)
         run.refresh_from_db()
     assert runs[0].sha256 == runs[1].sha256 != ""
-    assert (run_dir(runs[0]) / "preferences.jsonl").read_bytes() == (
-        run_dir(runs[1]) / "preferences.jsonl"
-    ).read_bytes()
+    assert runs[0].files == runs[1].files
+    for f in runs[0].files:  # JSONL, Parquet and the card: byte for byte
+        assert (run_dir(runs[0]) / "preferences" / f["path"]).read_bytes() == (
+            run_dir(runs[1]) / "preferences" / f["path"]
+        ).read_bytes()
 
 
 @pytest.mark.django_db
@@ -63,7 +66,7 @@ def test_bad_data_fails_the_run_with_a_readable_error_and_no_file(export_data, r
     assert run.status == ExportRun.Status.FAILED
     assert f"judgment {judgment.pk}" in run.error
     assert run.finished_at is not None
-    assert run.sha256 == "" and run.file_path == "" and run.row_count == 0
+    assert run.sha256 == "" and run.file_path == "" and run.row_count == 0 and run.files == []
     assert list(run_dir(run).iterdir()) == []
 
 
@@ -87,12 +90,13 @@ def test_queue_deleted_after_creation_fails_the_run(
 def test_a_run_left_running_by_a_dead_worker_is_written_again(export_data, researcher):
     run = ExportRun.objects.create(created_by=researcher, status=ExportRun.Status.RUNNING)
     run_dir(run).mkdir(parents=True)
-    (run_dir(run) / ".preferences.jsonl.abc.part").write_bytes(b"half a ro")
+    (run_dir(run) / ".preferences.abc.part").mkdir()
+    (run_dir(run) / ".preferences.abc.part" / "half.jsonl").write_bytes(b"half a ro")
     export_run_task(run.pk)
     run.refresh_from_db()
     assert run.status == ExportRun.Status.SUCCEEDED
-    assert run.row_count == 5
-    assert [p.name for p in run_dir(run).iterdir()] == ["preferences.jsonl"]
+    assert run.row_count == 10
+    assert [p.name for p in run_dir(run).iterdir()] == ["preferences"]
 
 
 @pytest.mark.django_db

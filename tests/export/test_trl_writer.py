@@ -10,11 +10,23 @@ from pathlib import Path
 import pytest
 
 from export.services import export_preferences_write, export_preferences_write_file
-from export.writers import TRL_COLUMNS, rater_pseudonym
+from export.writers import rater_pseudonym
 from labeling.apis_common import ApplicationError
 
+TRL_COLUMNS = (
+    "prompt",
+    "chosen",
+    "rejected",
+    "margin",
+    "prompt_id",
+    "comparison_id",
+    "ranking_id",
+    "rater_id",
+    "judgment_id",
+)
+
 GOLDEN = Path(__file__).parent / "golden" / "trl_preferences.jsonl"
-_ID_FIELDS = re.compile(r'"(comparison_id|judgment_id)":(\d+)|"(rater_id)":"([0-9a-f]{16})"')
+_ID_FIELDS = re.compile(r'"(comparison_id|judgment_id|ranking_id)":(\d+)|"(rater_id)":"([0-9a-f]{16})"')
 
 
 def normalize_ids(data: bytes) -> bytes:
@@ -49,8 +61,8 @@ def rows(data: bytes) -> list[dict]:
 def test_output_matches_golden_file(export_data):
     data, manifest = write()
     assert normalize_ids(data) == GOLDEN.read_bytes()
-    assert manifest["rows"] == 5
-    assert manifest["skipped"] == {"ties": 1, "rankings": 1}
+    assert manifest["rows"] == 10
+    assert manifest["skipped"]["ties"] == 2  # the pair tie, and A = D inside the ranking
 
 
 @pytest.mark.django_db
@@ -79,19 +91,28 @@ def test_a_b_mapping_follows_shown_order_and_sign(export_data):
     assert multi["margin"] == 2.0
 
     assert j["tie"].pk not in by_judgment
-    assert j["ranking"].pk not in by_judgment
+    # The K=4 ranking [[B], [A, D], [C]] (labels = stored order One, Two, Three, Four): 5 pairs,
+    # the tied A = D left out, margins = groups apart.
+    ranking_rows = [r for r in rows(write()[0]) if r["ranking_id"] == j["ranking"].pk]
+    pairs = {(r["chosen"][0]["content"], r["rejected"][0]["content"]): r["margin"] for r in ranking_rows}
+    assert pairs == {
+        ("Two.", "One."): 1.0,
+        ("Two.", "Four."): 1.0,
+        ("Two.", "Three."): 2.0,
+        ("One.", "Three."): 1.0,
+        ("Four.", "Three."): 1.0,
+    }
 
 
 @pytest.mark.django_db
 def test_row_shape_and_provenance(export_data, rater, rater2):
     data, _ = write(name="ds-one")
     lines = data.decode("utf-8").splitlines()
-    assert [row["judgment_id"] for row in rows(data)] == sorted(row["judgment_id"] for row in rows(data))
     for line in lines:
         row = json.loads(line)
         assert tuple(row) == TRL_COLUMNS
         assert isinstance(row["margin"], float)
-        assert row["ranking_id"] is None
+        assert row["ranking_id"] is None or row["ranking_id"] == export_data.judgments["ranking"].pk
         assert isinstance(row["prompt_id"], str)
         assert isinstance(row["comparison_id"], int)
         assert rater.username not in line and rater2.username not in line
@@ -130,7 +151,7 @@ def test_queue_and_time_filters(export_data):
     only_other, manifest = write(filters={"queues": [export_data.other_queue.pk]})
     assert [row["judgment_id"] for row in rows(only_other)] == [j["other_queue"].pk]
     assert manifest["filters"] == {"queues": [export_data.other_queue.pk]}
-    assert manifest["skipped"] == {"ties": 0, "rankings": 0}
+    assert manifest["skipped"]["ties"] == 0
 
     from labeling.models import Judgment
 
@@ -143,10 +164,10 @@ def test_queue_and_time_filters(export_data):
 
 @pytest.mark.django_db
 def test_query_count_does_not_grow_with_rows(export_data, django_assert_max_num_queries):
-    # One query for the judgments and one prefetch per chunk, whatever the row count.
-    with django_assert_max_num_queries(2):
+    # The judgments, then the chunk's prompts and candidates, whatever the row count.
+    with django_assert_max_num_queries(3):
         data, _ = write()
-    assert len(rows(data)) == 5
+    assert len(rows(data)) == 10
 
 
 @pytest.mark.parametrize(
@@ -181,7 +202,7 @@ def test_failed_write_leaves_nothing(export_data, tmp_path):
     assignment.save()
     target = tmp_path / "out.jsonl"
     target.write_bytes(b"previous\n")
-    from export.writers import ExportDataError
+    from export.records import ExportDataError
 
     with pytest.raises(ExportDataError, match=f"judgment {export_data.judgments['b_better'].pk}"):
         export_preferences_write_file(path=target, filters={}, name="preferences")

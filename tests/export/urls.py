@@ -9,7 +9,7 @@ from django.urls import NoReverseMatch, path, reverse
 
 from labeling.urls import urlpatterns as real_patterns
 
-_NAV_NAMES = ("home", "rate-home", "manage-generation", "api-docs", "logout")
+_NAV_NAMES = ("home", "rate-home", "rate-profile", "manage-generation", "api-docs", "logout")
 
 
 def _placeholder(request):

@@ -8,15 +8,17 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from export.records import ExportDataError
 from export.services import export_preferences_write, export_preferences_write_file
-from export.writers import ExportDataError
 from labeling.apis_common import ApplicationError
 
 
 class Command(BaseCommand):
     help = (
         "Write judgments as TRL preference rows (conversational, explicit prompt, margin), one JSON "
-        "object per line, ordered by judgment id. Ties and rankings are left out and counted on stderr."
+        "object per line, ordered by comparison then judgment id. K-way rankings are expanded to pairs "
+        "sharing a ranking_id; ties are left out and counted on stderr. For splits, Parquet, other "
+        "views and a dataset card use `manage.py export`."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -52,5 +54,5 @@ class Command(BaseCommand):
         skipped = manifest["skipped"]
         self.stderr.write(
             f"{manifest['rows']} rows written to {'stdout' if out == '-' else out}; "
-            f"left out: {skipped['ties']} ties, {skipped['rankings']} rankings; sha256 {manifest['sha256']}"
+            f"left out: {skipped['ties']} ties; sha256 {manifest['sha256']}"
         )

@@ -1,0 +1,170 @@
+"""The dataset card: ``README.md`` with the Hugging Face YAML header, so ``load_dataset(folder)`` works.
+
+The header declares ``configs`` (``data_files`` per split: the Parquet files when written, else
+the JSONL files), ``dataset_info.features`` (from the view's Arrow schema, in the YAML shape
+``datasets`` itself writes) and ``splits``. The prose says what the format and type are, the
+columns, how to load it, the split rule, the filters, the rubric text, rater counts and agreement.
+The card holds no timestamp: the same export of the same data gives the same card.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from export.splits import SPLIT_DOC, SPLIT_ORDER
+from labeling.models import Rubric
+
+
+def _q(value: str) -> str:
+    """A YAML scalar: JSON strings are valid YAML and never re-typed (``1.0`` stays a string)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+_DTYPES = {"double": "float64", "float": "float32", "halffloat": "float16"}
+
+
+def _dtype(t: pa.DataType) -> str:
+    return _DTYPES.get(str(t), str(t))
+
+
+def _body(t: pa.DataType) -> list[str]:
+    if pa.types.is_list(t):
+        inner = t.value_type
+        if pa.types.is_struct(inner):
+            return ["list:", *_struct_items(inner)]
+        if pa.types.is_list(inner):
+            return ["list:", *("  " + line for line in _body(inner))]
+        return [f"list: {_dtype(inner)}"]
+    if pa.types.is_struct(t):
+        return ["struct:", *_struct_items(t)]
+    return [f"dtype: {_dtype(t)}"]
+
+
+def _struct_items(t: pa.StructType) -> list[str]:
+    lines: list[str] = []
+    for i in range(t.num_fields):
+        f = t.field(i)
+        lines.append(f"- name: {f.name}")
+        lines.extend("  " + line for line in _body(f.type))
+    return lines
+
+
+def features_yaml(schema: pa.Schema) -> list[str]:
+    """``dataset_info.features`` lines for a schema, as ``datasets.Features._to_yaml_list`` shapes them."""
+    lines: list[str] = []
+    for f in schema:
+        lines.append(f"- name: {f.name}")
+        lines.extend("  " + line for line in _body(f.type))
+    return lines
+
+
+def _split_sort(split: str) -> tuple[int, str]:
+    return (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split)
+
+
+def dataset_card(
+    *,
+    name: str,
+    view: Any,
+    spec: Any,
+    files: list[dict[str, Any]],
+    facts: dict[str, Any],
+    rubrics: list[Rubric],
+) -> str:
+    """The README.md text (see the module docstring)."""
+    kind = "parquet" if "parquet" in spec.options["files"] else "jsonl"
+    split_rows: dict[str, int] = {}
+    for f in files:
+        split_rows[f["split"]] = f["rows"]
+    splits = sorted((s for s, n in split_rows.items() if n > 0 or s == "train"), key=_split_sort)
+    data_files = [f for f in files if f["kind"] == kind and f["split"] in splits]
+
+    y = ["---", "license: other", f"pretty_name: {_q(name)}", "tags:", "- preflab", "- rlhf", "- preference"]
+    if view.name in ("trl", "rankings"):
+        y.append("- trl")
+    y += ["configs:", "- config_name: default", "  data_files:"]
+    for f in sorted(data_files, key=lambda f: _split_sort(f["split"])):
+        y += [f"  - split: {f['split']}", f"    path: {_q(f['path'])}"]
+    y += ["dataset_info:", "  features:"]
+    y += ["  " + line for line in features_yaml(view.schema)]
+    y += ["  splits:"]
+    for split in splits:
+        y += [f"  - name: {split}", f"    num_examples: {split_rows[split]}"]
+    y.append("---")
+
+    p = [
+        "",
+        f"# {name}",
+        "",
+        f"Preference data exported from Preflab: **{view.title}** view.",
+        "",
+        view.description,
+        "",
+    ]
+    p += [
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'ds = load_dataset("path/to/this/folder")',
+    ]
+    if view.name == "trl" or (view.name == "rankings" and spec.options.get("pairs")):
+        p += [
+            "",
+            "# TRL: RewardTrainer(model=..., train_dataset=ds['train'], ...) or DPOTrainer(...)",
+        ]
+    p += ["```", ""]
+    p += ["## Columns", "", "| column | type |", "|---|---|"]
+    p += [f"| `{f.name}` | `{f.type}` |".replace("double", "float64") for f in view.schema]
+    p += [
+        "",
+        "## Splits",
+        "",
+        f"Split by prompt, never by pair: {SPLIT_DOC}.",
+        "",
+        "| split | rows |",
+        "|---|---|",
+    ]
+    p += [f"| {s} | {split_rows[s]} |" for s in splits]
+    p += [
+        "",
+        "## Provenance",
+        "",
+        f"- aggregation: `{spec.aggregation}`"
+        + (" (one row per judgment)" if spec.aggregation == "raw" else ""),
+        f"- filters: `{json.dumps(spec.filters, sort_keys=True)}`",
+        f"- options: `{json.dumps(spec.options, sort_keys=True)}`",
+        f"- judgments read: {facts['judgments']}; comparisons: {facts['comparisons']}",
+        f"- left out: `{json.dumps(facts['skipped'], sort_keys=True)}`",
+        f"- raters: {facts['raters']} (ids are pseudonymous: a keyed hash, stable within this dataset name)",
+        (
+            f"- agreement: mean {facts['agreement']['mean']} over {facts['agreement']['comparisons']} "
+            "comparisons with two or more judgments (share of judgments agreeing with the most common "
+            "answer, per candidate pair)"
+            if facts["agreement"]["comparisons"]
+            else "- agreement: no comparison has two or more judgments"
+        ),
+        "- adjudication: not available in Preflab yet; no row carries an adjudicated label",
+        f"- code version: {facts['code_version']}",
+        "",
+        "## Rubrics",
+        "",
+    ]
+    if not rubrics:
+        p.append("No judgments, so no rubric.")
+    for rubric in rubrics:
+        p += [f"### {rubric.name} v{rubric.version}", ""]
+        if rubric.description:
+            p += [rubric.description, ""]
+        for c in rubric.criteria.all():
+            required = ", required" if c.required else ""
+            p.append(f"- `{c.key}` ({c.kind}{required}): {c.question}")
+        p.append("")
+    p += ["## Files", "", "| file | split | rows | bytes | sha256 |", "|---|---|---|---|---|"]
+    p += [f"| `{f['path']}` | {f['split']} | {f['rows']} | {f['bytes']} | `{f['sha256']}` |" for f in files]
+    p.append("")
+    return "\n".join(y + p)

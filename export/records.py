@@ -1,0 +1,212 @@
+"""The lossless in-memory record of one judgment, and what every view derives from it.
+
+A :class:`JudgmentRecord` holds one judgment with its prompt, the comparison's candidates (in
+stored position order) and the order the rater saw them in. Views never look at the database;
+they read records (``native``, ``rankings``, ``ratings``) or :class:`PairEvent` objects derived
+from them (``trl``, ``hh``, ``helpsteer``).
+
+Conventions, fixed here once:
+
+* A judgment's ``preference`` is in the labels the rater saw: negative = label A better.
+* A ranking is groups of labels, best first, ties grouped. Expanded to pairs, the strength of
+  label x over label y is ``clamp(group(x) - group(y), -3, 3)``: negative = x better, and the
+  magnitude is the number of groups between them (1 for neighbours), capped at 3.
+* Per comparison, ``agreement`` is the mean, over every pair of candidates, of the share of
+  judgments that agree with the most common answer for that pair (x better / tie / y better).
+  One judgment agrees with itself: 1.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+LABELS = "ABCDEFGHI"
+
+
+class ExportDataError(Exception):
+    """Stored data cannot be exported as asked; the message names the judgment."""
+
+
+@dataclass(slots=True)
+class PromptInfo:
+    id: int
+    public_id: str
+    messages: list[dict[str, str]]
+    source: str
+    tags: list[str]
+    content_hash: str
+    split: str = ""
+
+
+@dataclass(slots=True)
+class CandidateInfo:
+    id: int
+    position: int
+    text: str
+    generator: str
+    model_revision: str = ""
+    sampling: Any = None
+    seed: int | None = None
+    finish_reason: str = ""
+
+
+@dataclass(slots=True)
+class JudgmentRecord:
+    id: int
+    comparison_id: int
+    prompt: PromptInfo
+    candidates: list[CandidateInfo]  # position order
+    shown: list[CandidateInfo]  # label order: shown[0] is label A
+    preference: int | None
+    ranking: list[list[str]] | None
+    rater_user_id: int
+    queue_id: int
+    is_gold: bool
+    rubric_id: int
+    created_at: datetime | None = None
+    criteria: Any = None
+    flags: Any = None
+    rationale: str = ""
+    rewrite: str = ""
+    active_seconds: float | None = None
+    gold_answer: Any = None
+
+    def groups(self) -> list[list[CandidateInfo]]:
+        """The answer as groups of shown candidates, best first (a pair is a 2-way ranking)."""
+        if self.ranking is not None:
+            return [[self.shown[LABELS.index(label)] for label in group] for group in self.ranking]
+        a, b = self.shown
+        assert self.preference is not None
+        if self.preference < 0:
+            return [[a], [b]]
+        if self.preference > 0:
+            return [[b], [a]]
+        return [[a, b]]
+
+    def position_ranks(self) -> list[int]:
+        """Group index of each candidate, indexed by the candidate's position."""
+        ranks = [0] * len(self.candidates)
+        for g, group in enumerate(self.groups()):
+            for candidate in group:
+                ranks[candidate.position] = g
+        return ranks
+
+
+@dataclass(slots=True)
+class PairEvent:
+    """One preference between two candidates of one prompt.
+
+    ``strength`` is negative when ``x`` is better, in -3..3 for single judgments and a float mean
+    for aggregated ones. Raw events have ``x`` = the candidate shown first; aggregated ones the
+    candidate with the lower position.
+    """
+
+    prompt: PromptInfo
+    comparison_id: int
+    x: CandidateInfo
+    y: CandidateInfo
+    strength: float
+    record: JudgmentRecord | None
+    ranking_id: int | None
+    n_judgments: int = 1
+    agreement: float = 1.0
+
+
+def _clamp(value: int) -> int:
+    return max(-3, min(3, value))
+
+
+def pair_events(record: JudgmentRecord, *, ranking_ids: bool = True) -> Iterator[PairEvent]:
+    """A pair judgment's one event, or a ranking's K-choose-2 events (label order, ties included)."""
+    if record.ranking is None:
+        assert record.preference is not None
+        yield PairEvent(
+            record.prompt,
+            record.comparison_id,
+            record.shown[0],
+            record.shown[1],
+            record.preference,
+            record,
+            None,
+        )
+        return
+    group_of: dict[str, int] = {label: g for g, group in enumerate(record.ranking) for label in group}
+    ranking_id = record.id if ranking_ids else None
+    shown = record.shown
+    for i in range(len(shown)):
+        gi = group_of[LABELS[i]]
+        for j in range(i + 1, len(shown)):
+            yield PairEvent(
+                record.prompt,
+                record.comparison_id,
+                shown[i],
+                shown[j],
+                _clamp(gi - group_of[LABELS[j]]),
+                record,
+                ranking_id,
+            )
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+def _pair_signs(records: list[JudgmentRecord]) -> dict[tuple[int, int], list[int]]:
+    """Per candidate position pair (i < j): each judgment's strength, negative = position i better."""
+    size = len(records[0].candidates)
+    out: dict[tuple[int, int], list[int]] = {(i, j): [] for i in range(size) for j in range(i + 1, size)}
+    for record in records:
+        if record.ranking is None:
+            assert record.preference is not None
+            first = record.shown[0].position
+            out[(0, 1)].append(record.preference if first == 0 else -record.preference)
+            continue
+        ranks = record.position_ranks()
+        for (i, j), values in out.items():
+            values.append(_clamp(ranks[i] - ranks[j]))
+    return out
+
+
+def agreement(records: list[JudgmentRecord]) -> float:
+    """Agreement among the judgments of one comparison (see the module docstring)."""
+    if len(records) < 2:
+        return 1.0
+    shares = []
+    for values in _pair_signs(records).values():
+        counts = [0, 0, 0]
+        for v in values:
+            counts[_sign(v) + 1] += 1
+        shares.append(max(counts) / len(values))
+    return sum(shares) / len(shares)
+
+
+def aggregate_events(records: list[JudgmentRecord], *, aggregation: str) -> Iterator[PairEvent]:
+    """One event per candidate pair of one comparison, from all its judgments.
+
+    ``majority``: the side more judgments prefer wins (ties vote for neither side); the strength is
+    the mean strength of the winning votes and ``agreement`` the winning votes' share of all votes;
+    equal votes give a tie (strength 0). ``mean``: the strength is the mean signed strength of all
+    votes (ties count 0), rounded to 4 decimals; ``agreement`` is the share of votes with its sign.
+    """
+    prompt = records[0].prompt
+    candidates = records[0].candidates
+    comparison_id = records[0].comparison_id
+    for (i, j), values in _pair_signs(records).items():
+        n = len(values)
+        if aggregation == "majority":
+            for_i = [v for v in values if v < 0]
+            for_j = [v for v in values if v > 0]
+            if len(for_i) == len(for_j):
+                strength, agree = 0.0, sum(1 for v in values if v == 0) / n
+            else:
+                winners = for_i if len(for_i) > len(for_j) else for_j
+                strength, agree = round(sum(winners) / len(winners), 4), len(winners) / n
+        else:
+            strength = round(sum(values) / n, 4)
+            agree = sum(1 for v in values if _sign(v) == _sign(strength)) / n
+        yield PairEvent(
+            prompt, comparison_id, candidates[i], candidates[j], strength, None, None, n, round(agree, 4)
+        )
