@@ -8,7 +8,7 @@ from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, R
 class UserAdmin(BaseUserAdmin):
     list_display = ("username", "role", "is_active", "last_login")
     list_filter = ("role", "is_active")
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Preflab", {"fields": ("role",)}))  # type: ignore[misc]
+    fieldsets = (*BaseUserAdmin.fieldsets, ("Preflab", {"fields": ("role", "content_opt_outs")}))  # type: ignore[misc]
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Preflab", {"fields": ("role",)}))
 
 

@@ -14,8 +14,9 @@ from rest_framework.views import APIView
 
 from comparisons.models import Prompt
 from labeling import selectors, services
-from labeling.apis_common import ApplicationError, IsAdminRole
+from labeling.apis_common import ApplicationError, IsAdminRole, IsResearcherOrAdmin
 from labeling.models import Judgment, Queue, Rubric, User
+from labeling.services.workbench import judgment_submit_with_rewrite
 
 
 class TokenObtainApi(ObtainAuthToken):
@@ -173,6 +174,13 @@ class QueueListCreateApi(APIView):
         return Response(QueueOutputSerializer(queue).data, status=status.HTTP_201_CREATED)
 
 
+def _queue_or_404(queue_id: int) -> Queue:
+    queue = Queue.objects.select_related("rubric").filter(pk=queue_id).first()
+    if queue is None:
+        raise ApplicationError("No such queue.", status_code=404)
+    return queue
+
+
 def _rubric_from_ref(ref: str) -> Rubric:
     rubric = (
         Rubric.objects.filter(pk=int(ref)).first()
@@ -249,9 +257,7 @@ class QueueNextApi(APIView):
         request=InputSerializer, responses={201: AssignmentOutputSerializer, 204: OpenApiResponse()}
     )
     def post(self, request: Request, queue_id: int) -> Response:
-        queue = Queue.objects.select_related("rubric").filter(pk=queue_id).first()
-        if queue is None:
-            raise ApplicationError("No such queue.", status_code=404)
+        queue = _queue_or_404(queue_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = services.assignment_claim_next(
@@ -307,7 +313,8 @@ class AssignmentJudgmentApi(APIView):
         assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        judgment, created = services.judgment_submit(assignment=assignment, **data.validated_data)
+        # The same service as the judging page: a rewrite is also stored as a human-written candidate.
+        judgment, created = judgment_submit_with_rewrite(assignment=assignment, **data.validated_data)
         body = JudgmentOutputSerializer(judgment, context={"replayed": not created}).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -338,9 +345,7 @@ class QueueItemsAddApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={200: QueueOutputSerializer})
     def post(self, request: Request, queue_id: int) -> Response:
-        queue = Queue.objects.filter(pk=queue_id).first()
-        if queue is None:
-            raise ApplicationError("No such queue.", status_code=404)
+        queue = _queue_or_404(queue_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         added = services.queue_add_prompts(
@@ -364,9 +369,7 @@ class QueueGoldApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={200: QueueOutputSerializer})
     def post(self, request: Request, queue_id: int) -> Response:
-        queue = Queue.objects.filter(pk=queue_id).first()
-        if queue is None:
-            raise ApplicationError("No such queue.", status_code=404)
+        queue = _queue_or_404(queue_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         gold = []
@@ -378,3 +381,22 @@ class QueueGoldApi(APIView):
             gold.append(entry.validated_data)
         count = services.queue_add_gold(queue=queue, gold=gold)
         return Response({**QueueOutputSerializer(queue).data, "gold": count})
+
+
+class QueueStatsApi(APIView):
+    """Progress, throughput and per-rater quality of a queue (admins and researchers)."""
+
+    permission_classes = [IsResearcherOrAdmin]
+
+    @extend_schema(responses={200: OpenApiResponse(description="progress, throughput, raters")})
+    def get(self, request: Request, queue_id: int) -> Response:
+        from labeling import dashboards
+
+        queue = _queue_or_404(queue_id)
+        return Response(
+            {
+                "progress": dashboards.queue_progress(queue=queue),
+                "throughput": dashboards.queue_throughput(queue=queue),
+                **dashboards.queue_raters(queue=queue),
+            }
+        )

@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from labeling import apis, views
+from labeling import apis, manage_views, views
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("auth/token/", apis.TokenObtainApi.as_view(), name="api-token"),
@@ -10,6 +10,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("queues/<int:queue_id>/next/", apis.QueueNextApi.as_view(), name="api-queue-next"),
     path("queues/<int:queue_id>/items/", apis.QueueItemsAddApi.as_view(), name="api-queue-items"),
     path("queues/<int:queue_id>/gold/", apis.QueueGoldApi.as_view(), name="api-queue-gold"),
+    path("queues/<int:queue_id>/stats/", apis.QueueStatsApi.as_view(), name="api-queue-stats"),
     path("assignments/<int:assignment_id>/", apis.AssignmentDetailApi.as_view(), name="api-assignment"),
     path(
         "assignments/<int:assignment_id>/judgment/",
@@ -22,8 +23,12 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 page_patterns: list[URLPattern | URLResolver] = [
+    path("manage/queues/", manage_views.manage_queues, name="manage-queues"),
+    path("manage/queues/<int:queue_id>/", manage_views.manage_queue, name="manage-queue"),
     path("", views.home, name="home"),
     path("rate/", views.rate_home, name="rate-home"),
     path("rate/<int:queue_id>/", views.rate_queue, name="rate-queue"),
     path("rate/assignment/<int:assignment_id>/", views.rate_assignment, name="rate-assignment"),
+    path("rate/<int:queue_id>/undo/", views.rate_undo, name="rate-undo"),
+    path("rate/profile/", views.rate_profile, name="rate-profile"),
 ]

@@ -8,6 +8,17 @@ from django.db import models
 from django.db.models import Q
 
 
+class ContentCategory(models.TextChoices):
+    """Kinds of disturbing content a warning can name and a rater can opt out of."""
+
+    VIOLENCE = "violence", "Violence or gore"
+    SELF_HARM = "self_harm", "Self-harm or suicide"
+    SEXUAL = "sexual", "Sexual content"
+    HATE = "hate", "Hate speech or harassment"
+    CRIME = "crime", "Crime, weapons or drugs"
+    OTHER = "other", "Other disturbing content"
+
+
 class User(AbstractUser):
     class Role(models.TextChoices):
         RATER = "rater", "Rater"
@@ -16,6 +27,11 @@ class User(AbstractUser):
         ADMIN = "admin", "Admin"
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.RATER)
+    content_opt_outs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Content categories this rater does not want to see (items carrying them are passed on).",
+    )
 
     @property
     def is_admin_role(self) -> bool:
@@ -99,6 +115,12 @@ class Queue(models.Model):
     priority = models.IntegerField(default=0)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to raters.")
     content_warning = models.CharField(max_length=200, blank=True)
+    content_warning_category = models.CharField(
+        max_length=16,
+        choices=ContentCategory.choices,
+        blank=True,
+        help_text="Every item of this queue carries this warning (raters who opted out are not sent here).",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     skip_policy = models.CharField(max_length=16, choices=SkipPolicy.choices, default=SkipPolicy.OTHERS)
     pairing = models.CharField(max_length=20, choices=Pairing.choices, default=Pairing.ALL_PAIRS)

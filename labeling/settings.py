@@ -184,6 +184,7 @@ CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "labeling.tasks.assignments_expire_task", "schedule": 60.0},
+    "reprioritize-adaptive-queues": {"task": "labeling.tasks.queues_reprioritize_task", "schedule": 120.0},
 }
 
 # --- Preflab ------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
-"""Template pages for raters. They call the same services as the API."""
+"""Template pages for raters: the workbench. They call the same services as the API.
+
+The judging page works as plain HTML forms; with htmx loaded, submit, skip and undo swap the next
+item into ``#workbench`` without a full page load (``HX-Request`` requests get the partial).
+"""
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -10,11 +14,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors, services
 from labeling.apis_common import ApplicationError
-from labeling.models import Assignment, Criterion, Queue, User
+from labeling.models import Assignment, ContentCategory, Criterion, Queue, User
+from labeling.services import workbench
+from labeling.templatetags.preflab import word_diff
 
 SCALE = [
     (-3, "A is much better"),
@@ -25,6 +31,11 @@ SCALE = [
     (2, "B is better"),
     (3, "B is much better"),
 ]
+#: "Both are bad" is stored as a tie (preference 0) plus this judgment flag.
+BOTH_BAD_FLAG = "both_bad"
+#: Keys the page uses itself; flag criteria get letters from the rest.
+RESERVED_KEYS = set("BDGRSUVW")
+_PREFILL_SESSION_KEY = "workbench-prefill-{}"
 
 
 @login_required
@@ -42,8 +53,32 @@ def rate_home(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     queues = list(Queue.objects.filter(members=user, status=Queue.Status.ACTIVE).order_by("-priority", "id"))
     stats = selectors.queue_stats_for_rater(rater=user, queues=queues)
-    rows = [{"queue": q, **stats[q.pk]} for q in queues]
+    labels = dict(ContentCategory.choices)
+    rows = []
+    for q in queues:
+        opted = workbench.queue_opted_out_category(rater=user, queue=q)
+        rows.append({"queue": q, **stats[q.pk], "opted_out": labels.get(opted) if opted else None})
     return render(request, "labeling/rate_home.html", {"rows": rows})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rate_profile(request: HttpRequest) -> HttpResponse:
+    """The rater's content opt-outs: categories they will not be shown."""
+    user: User = request.user  # type: ignore[assignment]
+    if request.method == "POST":
+        try:
+            workbench.rater_set_content_opt_outs(rater=user, categories=request.POST.getlist("opt_out"))
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Your content preferences are saved.")
+            return redirect("rate-profile")
+    chosen = set(user.content_opt_outs or [])
+    categories = [
+        {"value": v, "label": label, "checked": v in chosen} for v, label in ContentCategory.choices
+    ]
+    return render(request, "labeling/rate_profile.html", {"categories": categories})
 
 
 @login_required
@@ -52,14 +87,20 @@ def rate_queue(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Claim the next item (or the one already held) and show it."""
     user: User = request.user  # type: ignore[assignment]
     queue = get_object_or_404(Queue, pk=queue_id, members=user)
+    if workbench.queue_opted_out_category(rater=user, queue=queue):
+        messages.error(request, "This queue carries a content warning you opted out of (see your profile).")
+        return redirect("rate-home")
     try:
-        assignment = services.assignment_claim_next(rater=user, queue=queue)
+        assignment, _ = workbench.assignment_claim_for_workbench(rater=user, queue=queue)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("rate-home")
     if assignment is None:
         return render(request, "labeling/rate_done.html", {"queue": queue})
     return redirect("rate-assignment", assignment_id=assignment.pk)
+
+
+# ------------------------------------------------------------------------ reading the form
 
 
 def _criteria_answers(post: Any, criteria: list[Criterion], labels: list[str]) -> dict[str, Any]:
@@ -81,49 +122,304 @@ def _criteria_answers(post: Any, criteria: list[Criterion], labels: list[str]) -
     return answers
 
 
+_RANK_SPLIT = re.compile(r"\s*>\s*")
+
+
+def parse_ranking_text(text: str, labels: list[str]) -> list[list[str]] | None:
+    """``"A > C = B > D"`` as ``[["A"], ["B", "C"], ["D"]]`` (best first, ``=`` ties). Empty: None."""
+    text = text.strip().upper()
+    if not text:
+        return None
+    groups: list[list[str]] = []
+    for part in _RANK_SPLIT.split(text):
+        group = sorted(x.strip() for x in part.split("=") if x.strip())
+        if not group:
+            raise ApplicationError(
+                "ranking: write the labels best first, like A > C = B > D", field="ranking"
+            )
+        unknown = [x for x in group if x not in labels]
+        if unknown:
+            raise ApplicationError(
+                f"ranking: {unknown[0]} is not a response here (use {', '.join(labels)})", field="ranking"
+            )
+        groups.append(group)
+    return groups
+
+
+def ranking_to_text(ranking: list[list[str]] | None) -> str:
+    return " > ".join(" = ".join(group) for group in ranking or [])
+
+
+def _float_or_none(raw: str) -> float | None:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def _submit(request: HttpRequest, assignment: Assignment, criteria: list[Criterion], labels: list[str]):
+    post = request.POST
+    raw_pref = post.get("preference", "")
+    flags: list[str] = []
+    preference: int | None = None
+    if raw_pref == "bad":
+        preference, flags = 0, [BOTH_BAD_FLAG]
+    elif raw_pref.lstrip("-").isdigit():
+        preference = int(raw_pref)
+    warn = post.get("warn_category", "")
+    if warn:
+        if warn not in ContentCategory.values:
+            raise ApplicationError(f"warn_category: unknown category {warn!r}", field="warn_category")
+        flags.append(f"{selectors.CONTENT_WARNING_PREFIX}{warn}")
+    return workbench.judgment_submit_with_rewrite(
+        assignment=assignment,
+        preference=preference,
+        ranking=parse_ranking_text(post.get("ranking_text", ""), labels),
+        criteria=_criteria_answers(post, criteria, labels),
+        flags=flags,
+        rationale=post.get("rationale", ""),
+        rewrite=post.get("rewrite", ""),
+        active_seconds=_float_or_none(post.get("active_seconds", "")),
+    )
+
+
+# ------------------------------------------------------------------- building the page
+
+
+def _values_from_post(post: Any, criteria: list[Criterion], labels: list[str]) -> dict[str, Any]:
+    crit: dict[str, Any] = {}
+    for c in criteria:
+        name = f"criterion-{c.key}"
+        if c.kind == Criterion.Kind.LIKERT:
+            crit[c.key] = {lab: post.get(f"{name}-{lab}", "") for lab in labels}
+        elif c.kind == Criterion.Kind.FLAG:
+            crit[c.key] = post.get(name) == "on"
+        else:
+            crit[c.key] = post.get(name, "")
+    return {
+        "preference": post.get("preference", ""),
+        "criteria": crit,
+        "rationale": post.get("rationale", ""),
+        "rewrite": post.get("rewrite", ""),
+        "ranking_text": post.get("ranking_text", ""),
+        "warn_category": post.get("warn_category", ""),
+        "active_seconds": _float_or_none(post.get("active_seconds", "")) or 0.0,
+    }
+
+
+def _values_from_judgment(previous: dict[str, Any]) -> dict[str, Any]:
+    flags = previous.get("flags") or []
+    pref = previous.get("preference")
+    crit: dict[str, Any] = {}
+    for key, value in (previous.get("criteria") or {}).items():
+        if isinstance(value, dict):
+            crit[key] = {lab: str(v) for lab, v in value.items()}
+        elif isinstance(value, bool):
+            crit[key] = value
+        else:
+            crit[key] = "" if value is None else str(value)
+    warn = next((f.split(":", 1)[1] for f in flags if f.startswith(selectors.CONTENT_WARNING_PREFIX)), "")
+    return {
+        "preference": "bad" if BOTH_BAD_FLAG in flags and pref == 0 else ("" if pref is None else str(pref)),
+        "criteria": crit,
+        "rationale": previous.get("rationale") or "",
+        "rewrite": previous.get("rewrite") or "",
+        "ranking_text": ranking_to_text(previous.get("ranking")),
+        "warn_category": warn,
+        "active_seconds": previous.get("active_seconds") or 0.0,
+    }
+
+
+def flag_hotkeys(criteria: list[Criterion]) -> dict[str, str]:
+    """A letter per flag criterion: its key's first free letter, else its question's, else any free one."""
+    used = set(RESERVED_KEYS)
+    keys: dict[str, str] = {}
+    for c in criteria:
+        if c.kind != Criterion.Kind.FLAG:
+            continue
+        pool = [ch.upper() for ch in c.key + c.question + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if ch.isalpha()]
+        letter = next((ch for ch in pool if "A" <= ch <= "Z" and ch not in used), "")
+        if letter:
+            used.add(letter)
+            keys[c.key] = letter
+    return keys
+
+
+def _criteria_view(criteria: list[Criterion], labels: list[str], values: dict[str, Any]) -> list[dict]:
+    hotkeys = flag_hotkeys(criteria)
+    out = []
+    for c in criteria:
+        value = values["criteria"].get(c.key)
+        row: dict[str, Any] = {"c": c, "hotkey": hotkeys.get(c.key, "")}
+        if c.kind == Criterion.Kind.PREFERENCE:
+            row["options"] = [
+                {"value": v, "label": label, "n": i, "checked": value == str(v)}
+                for i, (v, label) in enumerate(SCALE, start=1)
+            ]
+        elif c.kind == Criterion.Kind.LIKERT:
+            value = value or {}
+            row["rows"] = [
+                {
+                    "label": lab,
+                    "options": [{"n": n, "checked": value.get(lab) == str(n)} for n in range(1, 8)],
+                }
+                for lab in labels
+            ]
+        elif c.kind == Criterion.Kind.FLAG:
+            row["checked"] = bool(value)
+        else:
+            row["text"] = value or ""
+        out.append(row)
+    return out
+
+
+def _workbench_context(
+    request: HttpRequest,
+    assignment: Assignment,
+    *,
+    values: dict[str, Any] | None = None,
+    error: ApplicationError | None = None,
+    notice: str = "",
+    warnings: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    user: User = request.user  # type: ignore[assignment]
+    queue = assignment.item.queue
+    payload = selectors.assignment_payload(assignment)
+    labels = [r["label"] for r in payload["responses"]]
+    criteria = selectors.rubric_criteria(queue.rubric)
+    values = values or _values_from_post({}, criteria, labels)
+    texts = [r["text"] for r in payload["responses"]]
+    responses = []
+    for i, r in enumerate(payload["responses"]):
+        other = texts[1] if i == 0 else texts[0]
+        responses.append({**r, "diff": word_diff(r["text"], other)})
+    if warnings is None:
+        warnings = selectors.content_warnings_for_assignment(assignment=assignment)
+    is_pair = queue.kind == Queue.Kind.PAIRWISE
+    scale = [
+        {"value": str(v), "label": label, "key": str(i), "checked": values["preference"] == str(v)}
+        for i, (v, label) in enumerate(SCALE, start=1)
+    ]
+    scale.append(
+        {"value": "bad", "label": "Both are bad", "key": "B", "checked": values["preference"] == "bad"}
+    )
+    return {
+        "assignment": assignment,
+        "queue": queue,
+        "payload": payload,
+        "responses": responses,
+        "labels": labels,
+        "is_pair": is_pair,
+        "scale": scale,
+        "criteria": _criteria_view(criteria, labels, values),
+        "values": values,
+        "error": error,
+        "notice": notice,
+        "warnings": warnings,
+        "warning_labels": ", ".join(w["label"] for w in warnings),
+        "categories": ContentCategory.choices,
+        "rank_slots": range(1, len(labels) + 1),
+        "progress": selectors.workbench_progress(rater=user, queue=queue),
+        "can_undo": selectors.rater_last_undoable(rater=user, queue=queue) is not None,
+        "submit_url": reverse("rate-assignment", args=[assignment.pk]),
+        "undo_url": reverse("rate-undo", args=[queue.pk]),
+    }
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _render_next(request: HttpRequest, queue: Queue, notice: str) -> HttpResponse:
+    """htmx: the next item's workbench (or the "all done" panel), pushed to the address bar."""
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        assignment, warnings = workbench.assignment_claim_for_workbench(rater=user, queue=queue)
+    except ApplicationError as exc:
+        response = render(request, "labeling/_workbench_done.html", {"queue": queue, "notice": exc.message})
+        response["HX-Push-Url"] = reverse("rate-home")
+        return response
+    if assignment is None:
+        response = render(request, "labeling/_workbench_done.html", {"queue": queue, "notice": notice})
+        response["HX-Push-Url"] = reverse("rate-queue", args=[queue.pk])
+        return response
+    context = _workbench_context(request, assignment, notice=notice, warnings=warnings)
+    response = render(request, "labeling/_workbench.html", context)
+    response["HX-Push-Url"] = reverse("rate-assignment", args=[assignment.pk])
+    return response
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def rate_assignment(request: HttpRequest, assignment_id: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     assignment = selectors.assignment_get_for_rater(rater=user, assignment_id=assignment_id)
     queue = assignment.item.queue
-    payload = selectors.assignment_payload(assignment)
-    labels = [r["label"] for r in payload["responses"]]
-    criteria = list(queue.rubric.criteria.all())
-    status_code = 200
+    htmx = _is_htmx(request)
     if request.method == "POST":
+        criteria = selectors.rubric_criteria(queue.rubric)
+        labels = list(selectors.LABELS[: len(assignment.shown_order)])
         if request.POST.get("action") == "skip":
-            services.assignment_skip(assignment=assignment, reason=request.POST.get("skip_reason", ""))
+            try:
+                services.assignment_skip(assignment=assignment, reason=request.POST.get("skip_reason", ""))
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+                return redirect("rate-queue", queue_id=queue.pk)
+            if htmx:
+                return _render_next(request, queue, "Skipped.")
             messages.info(request, "Skipped.")
             return redirect("rate-queue", queue_id=queue.pk)
-        raw_pref = request.POST.get("preference", "")
-        raw_active = request.POST.get("active_seconds", "")
         try:
-            _, created = services.judgment_submit(
-                assignment=assignment,
-                preference=int(raw_pref) if raw_pref.lstrip("-").isdigit() else None,
-                criteria=_criteria_answers(request.POST, criteria, labels),
-                rationale=request.POST.get("rationale", ""),
-                active_seconds=float(raw_active) if raw_active.replace(".", "", 1).isdigit() else None,
-            )
+            _, created = _submit(request, assignment, criteria, labels)
         except ApplicationError as exc:
-            messages.error(request, exc.message)
-            status_code = exc.status_code
-        else:
-            messages.success(request, "Saved." if created else "Already saved.")
-            return redirect("rate-queue", queue_id=queue.pk)
+            if assignment.status != Assignment.Status.LEASED and not htmx:
+                messages.error(request, exc.message)
+                return redirect("rate-queue", queue_id=queue.pk)
+            context = _workbench_context(
+                request, assignment, values=_values_from_post(request.POST, criteria, labels), error=exc
+            )
+            template = "labeling/_workbench.html" if htmx else "labeling/rate_assignment.html"
+            return render(request, template, context, status=exc.status_code)
+        notice = "Saved." if created else "Already saved."
+        if htmx:
+            return _render_next(request, queue, notice)
+        messages.success(request, notice)
+        return redirect("rate-queue", queue_id=queue.pk)
     if assignment.status != Assignment.Status.LEASED:
         return redirect("rate-queue", queue_id=queue.pk)
-    context = {
-        "assignment": assignment,
-        "queue": queue,
-        "payload": payload,
-        "scale": SCALE,
-        "criteria": criteria,
-        "labels": labels,
-        "likert": range(1, 8),
-        "posted": request.POST if request.method == "POST" else {},
-        "submit_url": reverse("rate-assignment", args=[assignment.pk]),
-        "payload_json": json.dumps({"id": assignment.pk}),
-    }
-    return render(request, "labeling/rate_assignment.html", context, status=status_code)
+    prefill = request.session.pop(_PREFILL_SESSION_KEY.format(assignment.pk), None)
+    values = _values_from_judgment(prefill) if prefill else None
+    notice = "Reopened your last judgment: change it and submit again." if prefill else ""
+    context = _workbench_context(request, assignment, values=values, notice=notice)
+    return render(request, "labeling/rate_assignment.html", context)
+
+
+@login_required
+@require_POST
+def rate_undo(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Reopen my last judgment in this queue (see ``judgment_undo_last`` for when that is allowed)."""
+    user: User = request.user  # type: ignore[assignment]
+    queue = get_object_or_404(Queue, pk=queue_id, members=user)
+    try:
+        assignment, previous = workbench.judgment_undo_last(rater=user, queue=queue)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        if _is_htmx(request):
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = reverse("rate-queue", args=[queue.pk])
+            return response
+        return redirect("rate-queue", queue_id=queue.pk)
+    previous["active_seconds"] = previous.get("active_seconds") or 0.0
+    if _is_htmx(request):
+        context = _workbench_context(
+            request,
+            assignment,
+            values=_values_from_judgment(previous),
+            notice="Reopened your last judgment: change it and submit again.",
+        )
+        response = render(request, "labeling/_workbench.html", context)
+        response["HX-Push-Url"] = reverse("rate-assignment", args=[assignment.pk])
+        return response
+    request.session[_PREFILL_SESSION_KEY.format(assignment.pk)] = previous
+    return redirect("rate-assignment", assignment_id=assignment.pk)

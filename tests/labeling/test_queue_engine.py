@@ -243,3 +243,13 @@ def test_claim_time_expiry_scan_is_throttled_per_queue(settings):
     # a second after the last scan the claim scans again and takes the expired slot
     taken = assignment_claim_next(rater=b, queue=queue, now=t0 + timedelta(seconds=60.6))
     assert taken is not None
+
+
+def test_beat_reprioritizes_adaptive_queues():
+    from labeling.tasks import queues_reprioritize_task
+
+    queue = QueueFactory(pairing=Queue.Pairing.ADAPTIVE)
+    item = QueueItemFactory(queue=queue)
+    QueueItem.objects.filter(pk=item.pk).update(priority=-5)
+    assert queues_reprioritize_task() == 1
+    assert QueueItem.objects.get(pk=item.pk).priority > 0

@@ -197,3 +197,18 @@ def test_expired_lease_still_accepted_while_item_has_room(rater_api, queue):
     assert response.status_code == 201
     item = Assignment.objects.get(pk=a["id"]).item
     assert (item.claimed, item.judged) == (1, 1)
+
+
+def test_rewrite_through_the_api_becomes_a_human_candidate_outside_blind_views(rater_api, rater, queue):
+    from comparisons.models import Candidate
+
+    body = rater_api.post(f"/api/v1/queues/{queue.pk}/next/").json()
+    response = rater_api.post(
+        f"/api/v1/assignments/{body['id']}/judgment/",
+        {"preference": -1, "criteria": {"helpful": -1}, "rewrite": "A better answer, written by a person."},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    human = Candidate.objects.get(text="A better answer, written by a person.")
+    assert human.author == rater and human.generator.backend == "human"
+    assert not human.comparisons.exists()

@@ -229,7 +229,7 @@ class Command(BaseCommand):
             cpu0, pg0 = _cpu_seconds(pids), _cpu_seconds(pg)
             next_lat: list[float] = []
             submit_lat: list[float] = []
-            counter = {"judgments": 0, "errors": 0, "statuses": Counter()}
+            counter: dict[str, Any] = {"judgments": 0, "errors": 0, "statuses": Counter()}
             lock = threading.Lock()
             stop = threading.Event()
 

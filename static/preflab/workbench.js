@@ -1,0 +1,224 @@
+// Preflab rater workbench: keys, active time, ranking board, content-warning reveal, diff toggle.
+// Works on whatever item htmx swapped into #workbench; no build step, no dependencies.
+(function () {
+  "use strict";
+  var IDLE_MS = 60000;
+  var active = 0, last = Date.now(), lastInput = Date.now();
+
+  function wb() { return document.getElementById("workbench"); }
+  function form() { return document.getElementById("judgment-form"); }
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+
+  // ---------------------------------------------------------------- active time
+  // Counts only while the tab is visible and the rater gave input in the last 60 s.
+  function tick() {
+    var now = Date.now();
+    if (!document.hidden && now - lastInput < IDLE_MS) { active += (now - last) / 1000; }
+    last = now;
+  }
+  function touch() { tick(); lastInput = Date.now(); }
+  ["keydown", "mousedown", "pointermove", "wheel", "scroll", "touchstart"].forEach(function (e) {
+    document.addEventListener(e, touch, { passive: true, capture: true });
+  });
+  document.addEventListener("visibilitychange", function () { tick(); if (!document.hidden) { lastInput = Date.now(); } });
+  setInterval(tick, 1000);
+  // Capture phase: runs before htmx reads the form's values.
+  document.addEventListener("submit", function (ev) {
+    if (ev.target.id === "judgment-form") {
+      tick();
+      var field = $("#active_seconds");
+      if (field) { field.value = active.toFixed(1); }
+    }
+  }, true);
+
+  // ---------------------------------------------------------------- ranking board
+  function rankText() {
+    var groups = [];
+    $$("#rank-board .tier").forEach(function (tier) {
+      var rank = +tier.dataset.rank;
+      if (!rank) { return; }
+      var labels = $$(".chip", tier).map(function (c) { return c.dataset.label; }).sort();
+      if (labels.length) { groups.push(labels.join(" = ")); }
+    });
+    return groups.join(" > ");
+  }
+  function announce(msg) {
+    var s = $(".wb-status");
+    if (s) { s.textContent = msg; }
+  }
+  function placeChip(chip, rank, keepFocus) {
+    var tier = $('#rank-board .tier[data-rank="' + rank + '"] .tier-drop');
+    if (!tier) { return; }
+    var had = document.activeElement === chip;
+    tier.appendChild(chip);
+    chip.setAttribute("aria-label", "Response " + chip.dataset.label + (rank ? ", rank " + rank : ", unranked"));
+    if (had || keepFocus) { chip.focus(); }
+    var input = $("#ranking_text");
+    if (input) { input.value = rankText(); }
+  }
+  function chipRank(chip) { return +chip.closest(".tier").dataset.rank; }
+  function syncBoardFromText() {
+    var input = $("#ranking_text");
+    if (!input) { return; }
+    var seen = {};
+    input.value.toUpperCase().split(">").forEach(function (part, i) {
+      part.split("=").forEach(function (lab) {
+        lab = lab.trim();
+        var chip = $('#rank-board .chip[data-label="' + lab + '"]');
+        if (chip && !seen[lab]) { seen[lab] = 1; $('#rank-board .tier[data-rank="' + (i + 1) + '"] .tier-drop').appendChild(chip); }
+      });
+    });
+    $$("#rank-board .chip").forEach(function (chip) {
+      if (!seen[chip.dataset.label]) { $('#rank-board .tier[data-rank="0"] .tier-drop').appendChild(chip); }
+    });
+  }
+  function initBoard(root) {
+    var board = $("#rank-board", root);
+    if (!board) { return; }
+    board.hidden = false;
+    syncBoardFromText();
+    var input = $("#ranking_text", root);
+    input.addEventListener("input", syncBoardFromText);
+    $$(".chip", board).forEach(function (chip) {
+      chip.addEventListener("dragstart", function (ev) {
+        ev.dataTransfer.setData("text/plain", chip.dataset.label);
+        ev.dataTransfer.effectAllowed = "move";
+      });
+    });
+    $$(".tier", board).forEach(function (tier) {
+      tier.addEventListener("dragover", function (ev) { ev.preventDefault(); tier.classList.add("over"); });
+      tier.addEventListener("dragleave", function () { tier.classList.remove("over"); });
+      tier.addEventListener("drop", function (ev) {
+        ev.preventDefault();
+        tier.classList.remove("over");
+        var chip = $('#rank-board .chip[data-label="' + ev.dataTransfer.getData("text/plain") + '"]');
+        if (chip) { placeChip(chip, +tier.dataset.rank); }
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- item setup
+  function init() {
+    var w = wb();
+    if (!w || w.dataset.ready) { return; }
+    w.dataset.ready = "1";
+    var title = $("#wb-title", w);
+    if (w.dataset.done) { if (title && swapped) { title.focus(); } return; }
+    active = parseFloat(w.dataset.activeBase || "0") || 0;
+    last = Date.now(); lastInput = Date.now();
+    initBoard(w);
+    var reveal = $("#cw-reveal", w);
+    if (reveal) { reveal.addEventListener("click", revealContent); }
+    $("#diff-toggle", w).addEventListener("click", toggleDiff);
+    $("#keys-toggle", w).addEventListener("click", function () { openDialog("keymap"); });
+    $("#skip-open", w).addEventListener("click", function () { openDialog("skip-dialog"); });
+    $$("dialog [data-close]", w).forEach(function (b) {
+      b.addEventListener("click", function () { b.closest("dialog").close(); });
+    });
+    if (swapped && title) { title.focus({ preventScroll: true }); window.scrollTo(0, 0); }
+  }
+  var swapped = false;
+  function revealContent() {
+    var c = $("#item-content");
+    if (!c) { return; }
+    c.classList.remove("cw-blur");
+    c.removeAttribute("inert");
+    c.removeAttribute("aria-hidden");
+    var n = $("#cw-notice");
+    if (n) { n.hidden = true; }
+    var first = $(".conversation .turn", c);
+    if (first) { first.setAttribute("tabindex", "-1"); first.focus(); }
+  }
+  function toggleDiff() {
+    var b = $("#diff-toggle");
+    var on = b.getAttribute("aria-pressed") !== "true";
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    $$(".response").forEach(function (r) {
+      $(".response-md", r).hidden = on;
+      $(".diff-view", r).hidden = !on;
+    });
+  }
+  function openDialog(id) {
+    var d = document.getElementById(id);
+    if (!d) { return; }
+    if (d.open) { d.close(); return; }
+    d.showModal();
+    var first = $("input:not([type=hidden]), button", d);
+    if (first) { first.focus(); }
+  }
+  function submitMain() {
+    var f = form();
+    if (f) { f.requestSubmit(); }
+  }
+  function pickRadio(name, n) {
+    var radios = $$('input[type=radio][name="' + name + '"]');
+    var r = radios[n - 1];
+    if (r) { r.checked = true; r.focus(); r.dispatchEvent(new Event("change", { bubbles: true })); return true; }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- keys
+  document.addEventListener("keydown", function (ev) {
+    var w = wb();
+    if (!w || w.dataset.done) { return; }
+    var t = ev.target;
+    var key = ev.key;
+    if ((ev.ctrlKey || ev.metaKey) && key === "Enter") { ev.preventDefault(); submitMain(); return; }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
+    var typing = t.matches && t.matches("textarea, select, input:not([type]), input[type=text], input[type=search], [contenteditable]");
+    if (key === "Escape" && typing && !t.closest("dialog")) { t.blur(); return; }
+    if (typing || t.closest && t.closest("dialog")) { return; }
+    var upper = key.length === 1 ? key.toUpperCase() : key;
+    var handled = true;
+    var chip = t.classList && t.classList.contains("chip") ? t : null;
+    if (chip && /^[0-9]$/.test(key)) {
+      var k = $$("#rank-board .chip").length;
+      if (+key <= k) { placeChip(chip, +key, true); announce("Response " + chip.dataset.label + (+key ? ": rank " + key : ": unranked")); }
+    } else if (chip && (key === "ArrowUp" || key === "ArrowDown")) {
+      var r = chipRank(chip), kk = $$("#rank-board .chip").length;
+      r = key === "ArrowUp" ? (r <= 1 ? 1 : r - 1) : (r === 0 ? 0 : Math.min(kk, r + 1));
+      if (chipRank(chip) === 0 && key === "ArrowUp") { r = kk; }
+      placeChip(chip, r, true);
+      announce("Response " + chip.dataset.label + (r ? ": rank " + r : ": unranked"));
+    } else if (/^[1-9]$/.test(key)) {
+      var group = t.type === "radio" && t.closest("[data-scale]") ? t.name : "preference";
+      handled = (group !== "preference" || +key <= 7) && pickRadio(group, +key);
+    } else if (key === "?") {
+      openDialog("keymap");
+    } else if (upper === "B" && $('input[name=preference][value="bad"]')) {
+      pickRadio("preference", 8);
+    } else if (upper === "S") {
+      openDialog("skip-dialog");
+    } else if (upper === "U") {
+      var u = $("#undo-form");
+      if (u) { u.requestSubmit(); } else { announce("Nothing to undo."); }
+    } else if (upper === "D") {
+      toggleDiff();
+    } else if (upper === "V") {
+      revealContent();
+    } else if (upper === "W") {
+      var box = $("#rewrite-box");
+      box.open = true;
+      $("#rewrite").focus();
+    } else if (upper === "G") {
+      var g = $("#guidelines");
+      if (g) { g.open = !g.open; if (g.open) { $("summary", g).focus(); } }
+    } else if (upper === "R" && $("#ranking_text")) {
+      $("#ranking_text").focus();
+    } else if (key === "Enter") {
+      if (t.matches("button, a, summary, .chip")) { return; }
+      submitMain();
+    } else if (key.length === 1 && /[A-Z]/.test(upper) && $('input[data-hotkey="' + upper + '"]')) {
+      var box2 = $('input[data-hotkey="' + upper + '"]');
+      box2.checked = !box2.checked;
+      box2.focus();
+    } else {
+      handled = false;
+    }
+    if (handled) { ev.preventDefault(); }
+  });
+
+  document.addEventListener("DOMContentLoaded", init);
+  document.addEventListener("htmx:afterSettle", function () { swapped = true; init(); });
+})();
