@@ -171,3 +171,21 @@ def test_stats_agreement_and_dashboards(admin_user, researcher_api, rater, rater
     rater_client = Client()
     rater_client.force_login(rater)
     assert rater_client.get(f"/manage/queues/{queue.pk}/").status_code == 403
+
+
+def test_next_and_judgment_endpoints_query_counts(api, rater, django_assert_max_num_queries):
+    from rest_framework.authtoken.models import Token
+
+    queue = QueueFactory(members=[rater])
+    for _ in range(3):
+        QueueItemFactory(queue=queue)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=rater).key}")
+    first = api.post(f"/api/v1/queues/{queue.pk}/next/").json()
+    api.post(f"/api/v1/assignments/{first['id']}/judgment/", {"preference": 1}, format="json")
+    # token, queue, claim (see the service test), candidates, criteria
+    with django_assert_max_num_queries(14):
+        body = api.post(f"/api/v1/queues/{queue.pk}/next/").json()
+    # token, gatekeeper, lock, insert, assignment, item (+ savepoints)
+    with django_assert_max_num_queries(11):
+        response = api.post(f"/api/v1/assignments/{body['id']}/judgment/", {"preference": -1}, format="json")
+    assert response.status_code == 201
