@@ -37,6 +37,15 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+def _pg_prepared_statements() -> dict[str, Any]:
+    """Server-side binding with prepared statements: the hot claim/submit queries are planned
+    once per connection. Set DATABASE_PREPARED_STATEMENTS=0 behind a transaction-mode pooler
+    (PgBouncer) that cannot keep them."""
+    if not _env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        return {}
+    return {"server_side_binding": True, "prepare_threshold": 2}
+
+
 def database_from_url(url: str) -> dict[str, Any]:
     """Turn ``postgres://user:pass@host:port/name`` or ``sqlite:///path`` into a Django DATABASES entry."""
     parsed = urlparse(url)
@@ -62,7 +71,7 @@ def database_from_url(url: str) -> dict[str, Any]:
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
             "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
-            "OPTIONS": options,
+            "OPTIONS": {**_pg_prepared_statements(), **options},
         }
     raise ValueError(f"DATABASE_URL: unsupported scheme {parsed.scheme!r} (use postgres:// or sqlite://)")
 

@@ -62,6 +62,8 @@ def candidate_create_from_rewrite(*, judgment: Judgment) -> Candidate | None:
 
 def judgment_submit_with_rewrite(*, assignment: Assignment, **answers: Any) -> tuple[Judgment, bool]:
     """``judgment_submit``, plus the rewrite stored as a human candidate, in one transaction."""
+    if not (answers.get("rewrite") or "").strip():
+        return judgment_submit(assignment=assignment, **answers)
     with transaction.atomic():
         judgment, created = judgment_submit(assignment=assignment, **answers)
         if created:
