@@ -99,6 +99,11 @@ class View:
     def columns(self) -> list[str]:
         return list(self.schema.names)
 
+    @property
+    def columnar(self) -> bool:
+        """Whether ``export.columnar`` may write this view (raw pair views built from ``PairView``'s parts)."""
+        return False
+
     def rows(self, groups: Groups) -> Iterator[tuple[PromptInfo, Row]]:
         raise NotImplementedError
 
@@ -126,6 +131,17 @@ class PairView(View):
                 self.stats["ties"] += 1
                 continue
             yield event.prompt, self.row(event)
+
+    # A columnar view's rows are: the columns that depend on the prompt alone (prompt_columns),
+    # ``chosen`` and ``rejected`` (the completion of each candidate), then ``margin`` and provenance.
+    # ``export.columnar`` builds those columns once per prompt and candidate from the same two
+    # methods that :meth:`row` uses.
+
+    def prompt_columns(self, prompt: PromptInfo) -> Row:
+        raise NotImplementedError
+
+    def completion(self, prompt: PromptInfo, candidate: CandidateInfo) -> Any:
+        raise NotImplementedError
 
     def row(self, event: PairEvent) -> Row:
         raise NotImplementedError
@@ -182,29 +198,28 @@ class TrlView(PairView):
             + _provenance_fields(self.aggregated)
         )
 
+    @property
+    def columnar(self) -> bool:
+        return not self.aggregated
+
+    def prompt_columns(self, prompt: PromptInfo) -> Row:
+        if self.implicit:
+            return {}
+        return {"prompt": standard_prompt(prompt.messages) if self.standard else prompt.messages}
+
+    def completion(self, prompt: PromptInfo, candidate: CandidateInfo) -> Any:
+        """``chosen`` / ``rejected`` for one candidate (with the prompt in front when it is implicit)."""
+        if self.standard:
+            text = standard_completion(candidate.text)
+            return standard_prompt(prompt.messages) + text if self.implicit else text
+        turn = [{"role": "assistant", "content": candidate.text}]
+        return prompt.messages + turn if self.implicit else turn
+
     def row(self, event: PairEvent) -> Row:
         chosen, rejected = _chosen_rejected(event)
-        messages = event.prompt.messages
-        row: Row = {}
-        if self.standard:
-            prompt = standard_prompt(messages)
-            if self.implicit:
-                row["chosen"] = prompt + standard_completion(chosen.text)
-                row["rejected"] = prompt + standard_completion(rejected.text)
-            else:
-                row["prompt"] = prompt
-                row["chosen"] = standard_completion(chosen.text)
-                row["rejected"] = standard_completion(rejected.text)
-        else:
-            c = [{"role": "assistant", "content": chosen.text}]
-            r = [{"role": "assistant", "content": rejected.text}]
-            if self.implicit:
-                row["chosen"] = messages + c
-                row["rejected"] = messages + r
-            else:
-                row["prompt"] = messages
-                row["chosen"] = c
-                row["rejected"] = r
+        row = self.prompt_columns(event.prompt)
+        row["chosen"] = self.completion(event.prompt, chosen)
+        row["rejected"] = self.completion(event.prompt, rejected)
         row["margin"] = float(abs(event.strength))
         row.update(self.provenance(event))
         return row
@@ -236,19 +251,28 @@ class HhView(PairView):
             ("system", pa.string()),
         ] + _provenance_fields(self.aggregated)
 
-    def row(self, event: PairEvent) -> Row:
-        chosen, rejected = _chosen_rejected(event)
-        messages = event.prompt.messages
+    @property
+    def columnar(self) -> bool:
+        return not self.aggregated
+
+    def prompt_columns(self, prompt: PromptInfo) -> Row:
+        return {"system": "\n\n".join(m["content"] for m in prompt.messages if m["role"] == "system")}
+
+    def completion(self, prompt: PromptInfo, candidate: CandidateInfo) -> Any:
+        """The whole transcript ending in this candidate's assistant turn."""
         turns = "".join(
             f"\n\n{'Assistant' if m['role'] == 'assistant' else 'Human'}: {m['content']}"
-            for m in messages
+            for m in prompt.messages
             if m["role"] != "system"
         )
-        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        return f"{turns}\n\nAssistant: {candidate.text}"
+
+    def row(self, event: PairEvent) -> Row:
+        chosen, rejected = _chosen_rejected(event)
         row: Row = {
-            "chosen": f"{turns}\n\nAssistant: {chosen.text}",
-            "rejected": f"{turns}\n\nAssistant: {rejected.text}",
-            "system": system,
+            "chosen": self.completion(event.prompt, chosen),
+            "rejected": self.completion(event.prompt, rejected),
+            **self.prompt_columns(event.prompt),
         }
         row.update(self.provenance(event))
         return row

@@ -10,10 +10,25 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+)
+from django.db.models.functions import Cast
+from django.db.models.sql.compiler import SQLCompiler
 from django.shortcuts import get_object_or_404
 
-from comparisons.models import ComparisonCandidate, Prompt
+from comparisons.models import Candidate, ComparisonCandidate, Prompt
 from export.models import ExportRun
 from export.records import CandidateInfo, ExportDataError, JudgmentRecord, PromptInfo, agreement
 from labeling.apis_common import ApplicationError, Conflict
@@ -23,6 +38,9 @@ _SIZE = F("assignment__item__comparison__size")
 
 # Judgments read per chunk: bounds memory; prompts and candidates are fetched once per chunk.
 CHUNK_SIZE = 2000
+# The same for the columnar path (export.columnar), whose rows are plain tuples: 10,000 is as fast
+# as 20,000 and peaks ~15 MB lower (bench_export).
+COLUMN_CHUNK_SIZE = 10_000
 
 # Columns every view needs, then the ones only the lossless views read.
 _BASE_FIELDS = (
@@ -46,6 +64,31 @@ _FULL_FIELDS = (
     "active_seconds",
     "assignment__item__gold_answer",
 )
+
+
+class IdIn(Func):
+    """``column IN ids`` as a filter; on PostgreSQL one array parameter (``= ANY(%s)``).
+
+    A chunk's prompts and candidates are thousands of ids: one placeholder each costs psycopg
+    more time to parse than the query costs PostgreSQL to run.
+    """
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, column: str, ids: list[int]) -> None:
+        super().__init__(F(column))
+        self.ids = ids
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        column, params = compiler.compile(self.get_source_expressions()[0])
+        if not self.ids:
+            return "1 = 0", ()
+        if connection.vendor == "postgresql":
+            return f"{column} = ANY(%s::bigint[])", (*params, self.ids)
+        return f"{column} IN ({', '.join(['%s'] * len(self.ids))})", (*params, *self.ids)
 
 
 def export_judgment_queryset(*, filters: dict[str, Any]) -> QuerySet[Judgment]:
@@ -123,6 +166,96 @@ def export_records(
 
 
 @dataclass
+class PairChunk:
+    """Judgments as plain tuples, whole comparisons only, with their prompts and candidates decoded
+    once (the same :class:`PromptInfo` / :class:`CandidateInfo` the records use).
+
+    A row is ``(id, preference, unranked, rubric_id, rater_id, comparison_id, prompt_id,
+    shown_order)``: ``unranked`` is "ranking IS NULL" (ranked judgments go through the record
+    path) and ``shown_order`` the stored JSON text, parsed in bulk by the caller, never per row.
+    """
+
+    rows: list[tuple[Any, ...]]
+    prompts: dict[int, PromptInfo]
+    candidates: dict[int, list[CandidateInfo]]
+    done: int  # judgments read so far, this chunk included
+
+
+def export_pair_chunks(*, filters: dict[str, Any], chunk_size: int | None = None) -> Iterator[PairChunk]:
+    """The filtered judgments as column tuples, in the order of :func:`export_records`, for ``export.columnar``.
+
+    One server-side cursor (PostgreSQL) with no per-row JSON decoding. Each chunk holds about
+    ``chunk_size`` (default COLUMN_CHUNK_SIZE) judgments and ends at a comparison boundary: the
+    judgments of the last comparison read are carried into the next chunk, so a comparison is
+    never cut in two.
+    """
+    chunk_size = chunk_size or COLUMN_CHUNK_SIZE
+    qs = (
+        export_judgment_queryset(filters=filters)
+        .annotate(
+            x_unranked=ExpressionWrapper(Q(ranking__isnull=True), output_field=BooleanField()),
+            x_shown=Cast("assignment__shown_order", output_field=TextField()),
+        )
+        .values_list(
+            "id",
+            "preference",
+            "x_unranked",
+            "rubric_id",
+            "assignment__rater_id",
+            "assignment__item__comparison_id",
+            "assignment__item__comparison__prompt_id",
+            "x_shown",
+        )
+    )
+    rows = qs.iterator(chunk_size=chunk_size)
+    carry: list[tuple[Any, ...]] = []
+    done = 0
+    while True:
+        block = list(islice(rows, chunk_size))
+        if not block:
+            break
+        done += len(block)
+        if carry:
+            block = carry + block
+        last = block[-1][5]
+        cut = len(block)
+        while cut and block[cut - 1][5] == last:
+            cut -= 1
+        carry = block[cut:]
+        if cut:
+            yield _pair_chunk(block[:cut], done - len(carry))
+    if carry:
+        yield _pair_chunk(carry, done)
+
+
+def _pair_chunk(rows: list[tuple[Any, ...]], done: int) -> PairChunk:
+    return PairChunk(
+        rows=rows,
+        prompts=_prompts({row[6] for row in rows}, full=False),
+        candidates=_candidates({row[5] for row in rows}, full=False),
+        done=done,
+    )
+
+
+def export_comparison_records(
+    *, filters: dict[str, Any], comparison_ids: list[int], full: bool = False
+) -> list[JudgmentRecord]:
+    """The filtered judgments of some comparisons as records (the record path, for ``export.columnar``)."""
+    fields = _BASE_FIELDS + (_FULL_FIELDS if full else ())
+    rows = list(
+        export_judgment_queryset(filters=filters)
+        .filter(IdIn("assignment__item__comparison_id", comparison_ids))
+        .values_list(*fields)
+    )
+    return list(_chunk_records(rows, full=full))
+
+
+def keep_group(group: list[JudgmentRecord], stats: GroupStats, *, filters: dict[str, Any]) -> bool:
+    """The per-comparison filters for one comparison's records, counted in ``stats``."""
+    return _keep(group, stats, filters.get("min_judgments", 1), filters.get("min_agreement", 0.0))
+
+
+@dataclass
 class GroupStats:
     """What streaming the groups saw; filled in as the groups are consumed."""
 
@@ -192,7 +325,7 @@ def _keep(group: list[JudgmentRecord], stats: GroupStats, min_judgments: int, mi
 
 
 def _chunk_records(chunk: list[tuple[Any, ...]], *, full: bool) -> Iterator[JudgmentRecord]:
-    prompts = _prompts({row[9] for row in chunk})
+    prompts = _prompts({row[9] for row in chunk}, full=full)
     candidates = _candidates({row[8] for row in chunk}, full=full)
     for row in chunk:
         (
@@ -262,39 +395,78 @@ def _check_ranking(jid: int, ranking: Any, size: int) -> None:
         raise ExportDataError(f"judgment {jid}: ranking {ranking!r} does not place each of {labels} once")
 
 
-def _prompts(ids: set[int]) -> dict[int, PromptInfo]:
+def _prompts(ids: set[int], *, full: bool = True) -> dict[int, PromptInfo]:
+    """The prompts by id; their tags only when ``full`` (only the lossless view reads them)."""
     out: dict[int, PromptInfo] = {}
-    for pk, external_id, messages, source, tags, content_hash in Prompt.objects.filter(
-        pk__in=ids
-    ).values_list("id", "external_id", "messages", "source", "tags", "content_hash"):
+    fields = ["id", "external_id", "messages", "source", "content_hash"] + (["tags"] if full else [])
+    for pk, external_id, messages, source, content_hash, *tags in _rows_by_ids(
+        Prompt.objects.all(), ids, fields
+    ):
         try:
             clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
         except (TypeError, KeyError) as exc:
             raise ExportDataError(f"prompt {external_id or pk}: its messages are malformed ({exc!r})")
         out[pk] = PromptInfo(
-            pk, external_id or str(pk), clean, source, [str(t) for t in tags or []], content_hash
+            pk,
+            external_id or str(pk),
+            clean,
+            source,
+            [str(t) for t in (tags[0] if tags else None) or []],
+            content_hash,
         )
     return out
 
 
 def _candidates(comparison_ids: set[int], *, full: bool) -> dict[int, list[CandidateInfo]]:
-    fields = ["comparison_id", "position", "candidate_id", "candidate__text", "candidate__generator__name"]
+    """The candidates of each comparison, in position order.
+
+    Two index reads (the members, then the candidates by id) rather than one join: for a chunk's
+    thousands of ids PostgreSQL would answer the join by scanning the whole candidate table.
+    """
+    fields = ["id", "text", "generator__name"]
     if full:
-        fields += [
-            "candidate__model_revision",
-            "candidate__sampling",
-            "candidate__seed",
-            "candidate__finish_reason",
-        ]
-    out: dict[int, list[CandidateInfo]] = {}
-    rows = (
-        ComparisonCandidate.objects.filter(comparison_id__in=comparison_ids)
-        .order_by("comparison_id", "position")
-        .values_list(*fields)
+        fields += ["model_revision", "sampling", "seed", "finish_reason"]
+    members = list(
+        _rows_by_ids(
+            ComparisonCandidate.objects.order_by("comparison_id", "position"),
+            comparison_ids,
+            ["comparison_id", "position", "candidate_id"],
+        )
     )
-    for row in rows:
-        out.setdefault(row[0], []).append(CandidateInfo(row[2], row[1], row[3], row[4], *row[5:]))
+    wanted = {row[2] for row in members}
+    texts = {row[0]: row[1:] for row in _rows_by_ids(Candidate.objects.all(), wanted, fields)}
+    out: dict[int, list[CandidateInfo]] = {}
+    for comparison_id, position, candidate_id in members:
+        text, generator, *rest = texts[candidate_id]
+        out.setdefault(comparison_id, []).append(
+            CandidateInfo(candidate_id, position, text, generator, *rest)
+        )
     return out
+
+
+# Ids per query when reading rows by id (SQLite allows 32,766 parameters per statement).
+_ID_BATCH = 5000
+
+
+def _rows_by_ids(qs: QuerySet[Any], ids: set[int], fields: list[str]) -> Iterator[tuple[Any, ...]]:
+    """``qs.values_list(*fields)`` for the rows whose ``fields[0]`` is in ``ids``, in id batches.
+
+    The ids of one chunk are usually dense (judgments are read in comparison order), and an
+    index range scan is then the cheapest read; rows in the range but not in ``ids`` are dropped.
+    Sparse ids go as one array parameter on PostgreSQL (:class:`IdIn`). Batches follow the ids
+    in ascending order, so an ordering by ``fields[0]`` holds across batches.
+    """
+    column = fields[0]
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _ID_BATCH):
+        batch = ordered[start : start + _ID_BATCH]
+        if batch[-1] - batch[0] < 2 * len(batch):
+            where: Any = Q(**{f"{column}__gte": batch[0], f"{column}__lte": batch[-1]})
+        else:
+            where = IdIn(column, batch)
+        for row in qs.filter(where).values_list(*fields):
+            if row[0] in ids:
+                yield row
 
 
 # --- facts for the dataset card and the estimate ------------------------------------------------

@@ -26,9 +26,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from export.card import dataset_card
-from export.formats import FULL_RECORD_VIEWS, MARGIN_MAPPING_DOC, VIEWS, NativeView, View
+from export.columnar import columnar_write
+from export.formats import FULL_RECORD_VIEWS, MARGIN_MAPPING_DOC, VIEWS, NativeView, PairView, View
 from export.models import ExportRun
-from export.records import ExportDataError
+from export.records import ExportDataError, PromptInfo
 from export.selectors import (
     GroupStats,
     export_judgment_queryset,
@@ -150,22 +151,34 @@ def _write_snapshot(
     pseudonyms = Pseudonyms(spec.name)
     view = _build_view(spec, pseudonyms)
     stats = GroupStats()
-    groups = export_record_groups(
-        filters=spec.filters, full=spec.format in FULL_RECORD_VIEWS, on_chunk=on_progress, stats=stats
-    )
+    full = spec.format in FULL_RECORD_VIEWS
+
+    def split_of(prompt: PromptInfo) -> str:
+        if not prompt.split:
+            prompt.split = prompt_split(
+                name=spec.name, content_hash=prompt.content_hash, source=prompt.source, options=spec.options
+            )
+        return prompt.split
+
     writer = SnapshotWriter(
         folder, schema=view.schema, kinds=spec.options["files"], gzip_jsonl=spec.options["gzip"]
     )
     try:
-        for prompt, row in view.rows(groups):
-            if not prompt.split:
-                prompt.split = prompt_split(
-                    name=spec.name,
-                    content_hash=prompt.content_hash,
-                    source=prompt.source,
-                    options=spec.options,
-                )
-            writer.write(prompt.split, row)
+        if isinstance(view, PairView) and view.columnar:
+            # The same rows, built a column at a time (see export.columnar).
+            columnar_write(
+                view=view,
+                filters=spec.filters,
+                writer=writer,
+                stats=stats,
+                split_of=split_of,
+                on_chunk=on_progress,
+                full=full,
+            )
+        else:
+            groups = export_record_groups(filters=spec.filters, full=full, on_chunk=on_progress, stats=stats)
+            for prompt, row in view.rows(groups):
+                writer.write(split_of(prompt), row)
         files = writer.close()
     except BaseException:
         writer.abort()

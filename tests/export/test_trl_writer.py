@@ -164,8 +164,9 @@ def test_queue_and_time_filters(export_data):
 
 @pytest.mark.django_db
 def test_query_count_does_not_grow_with_rows(export_data, django_assert_max_num_queries):
-    # The judgments, then the chunk's prompts and candidates, whatever the row count.
-    with django_assert_max_num_queries(3):
+    # The judgments, then the chunk's prompts, its comparisons' members and their candidates,
+    # whatever the row count.
+    with django_assert_max_num_queries(4):
         data, _ = write()
     assert len(rows(data)) == 10
 
