@@ -1,5 +1,11 @@
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from labeling.apis_common import ApplicationError
+from model_runner import services
 from model_runner.models import GenerationJob, Generator
 
 
@@ -8,6 +14,7 @@ class GeneratorAdmin(admin.ModelAdmin):
     list_display = ["name", "backend", "model_path", "is_active", "created_at"]
     list_filter = ["backend", "is_active"]
     search_fields = ["name", "model_path", "model_name"]
+    # api_key_env names an environment variable of the workers; the key itself is never stored.
 
 
 @admin.register(GenerationJob)
@@ -38,3 +45,21 @@ class GenerationJobAdmin(admin.ModelAdmin):
     ]
     filter_horizontal = ["generators"]
     raw_id_fields = ["prompts"]
+    actions = ["cancel_jobs", "retry_jobs"]
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[GenerationJob], service: Any, done: str) -> None:
+        for job in queryset:
+            try:
+                service(job=job)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+            else:
+                self.message_user(request, f"generation job {job.pk}: {done}")
+
+    @admin.action(description="Cancel (the candidates already made stay)")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
+        self._each(request, queryset, services.generation_job_cancel, "cancelled")
+
+    @admin.action(description="Retry (only the batches that lack candidates)")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
+        self._each(request, queryset, services.generation_job_retry, "unfinished batches enqueued again")

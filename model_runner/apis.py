@@ -149,6 +149,18 @@ class GenerationJobCancelApi(APIView):
         return Response(GenerationJobOutput(selectors.generation_job_get(job_id=job_id)).data)
 
 
+class GenerationJobRetryApi(APIView):
+    """Run again what a failed or cancelled job has not made yet (finished batches are not redone)."""
+
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(request=None, responses=GenerationJobOutput)
+    def post(self, request: Request, job_id: int) -> Response:
+        job = selectors.generation_job_get(job_id=job_id)
+        services.generation_job_retry(job=job)
+        return Response(GenerationJobOutput(selectors.generation_job_get(job_id=job_id)).data)
+
+
 class GeneratorOutput(serializers.ModelSerializer):
     sampling = serializers.JSONField()
     options = serializers.JSONField()

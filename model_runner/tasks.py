@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from celery import shared_task
+from celery.signals import worker_ready
 
 from model_runner.models import GenerationJob, Generator
+
+logger = logging.getLogger(__name__)
 
 
 # Routed to the ``gpu`` queue by CELERY_TASK_ROUTES ("model_runner.tasks.*"); Celery 5.7 deprecates
@@ -27,3 +33,23 @@ def generation_batch_task(job_id: int, generator_id: int, prompt_ids: list[int])
     from model_runner.services import generation_batch_run
 
     return generation_batch_run(job=job, generator=generator, prompt_ids=prompt_ids)
+
+
+@worker_ready.connect
+def _resume_lost_batches(sender: Any = None, **kwargs: Any) -> None:
+    """On a filesystem broker a message taken by a worker that died is gone (it has no unacked
+    store): a starting worker that serves the ``gpu`` queue enqueues the unfinished jobs' missing
+    batches again. Redis and RabbitMQ redeliver unacked messages themselves, so nothing runs there."""
+    if sender is None or not str(sender.app.conf.broker_url or "").startswith("filesystem"):
+        return
+    queues = {q.name for q in getattr(sender.task_consumer, "queues", [])} if sender.task_consumer else set()
+    if queues and "gpu" not in queues:
+        return
+    from django.db import transaction
+
+    from model_runner.services import generation_job_resume_all
+
+    with transaction.atomic():
+        count = generation_job_resume_all()
+    if count:
+        logger.info("re-enqueued %d unfinished generation batch(es) after a worker restart", count)

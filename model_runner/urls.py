@@ -10,8 +10,18 @@ api_patterns: list[URLPattern | URLResolver] = [
         apis.GenerationJobCancelApi.as_view(),
         name="api-generation-job-cancel",
     ),
+    path(
+        "generation-jobs/<int:job_id>/retry/",
+        apis.GenerationJobRetryApi.as_view(),
+        name="api-generation-job-retry",
+    ),
     path("generators/", apis.GeneratorListCreateApi.as_view(), name="api-generators"),
 ]
 page_patterns: list[URLPattern | URLResolver] = [
     path("manage/generation/", views.manage_generation, name="manage-generation"),
+    path(
+        "manage/generation/<int:job_id>/<str:action>/",
+        views.manage_generation_action,
+        name="manage-generation-action",
+    ),
 ]

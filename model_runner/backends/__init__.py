@@ -1,8 +1,8 @@
 """Model backends. This package imports no torch at import time.
 
 ``backend_for(generator)`` picks the backend by ``generator.backend`` and loads the model (once per
-process); the heavy module is imported only then, inside the worker. Adding a backend (e.g. the
-OpenAI-compatible one) means adding an entry to ``_LOADERS``.
+process); the heavy module is imported only then, inside the worker. Adding a backend means adding
+an entry to ``_LOADERS``.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ __all__ = [
 _LOADERS: dict[str, str] = {
     "bundled": "model_runner.backends.transformers_backend:backend_for_generator",
     "transformers": "model_runner.backends.transformers_backend:backend_for_generator",
+    "openai": "model_runner.backends.openai_backend:backend_for_generator",
 }
 
 #: Backends that make responses (``imported`` and ``human`` only label where text came from).
-#: ``openai`` is accepted in jobs already; its loader comes in a later issue.
 GENERATING_BACKENDS = frozenset({"bundled", "transformers", "openai"})
 
 

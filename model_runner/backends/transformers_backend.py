@@ -8,6 +8,14 @@ Worker-side only: this module imports torch and transformers. Guarantees:
 - A loaded model stays in memory for the life of the process (one load per worker).
 - Prompts longer than the context (minus ``max_new_tokens``) get a per-prompt error; nothing is
   truncated.
+- Speed: prompts are sorted by length and left-padded; the K samples of a prompt are K rows of one
+  batch (``num_return_sequences``, or the same expansion after one shared prefill of the prompt);
+  attention is SDPA. A model batch holds as many prompts as fit (at most
+  ``options.max_batch_sequences`` sequences, and on a GPU as many tokens as its free memory allows)
+  and is halved and retried on out-of-memory; the token budget that fitted is remembered for the
+  life of the process. On CUDA: bf16 and a static KV cache, which lets transformers compile the
+  decoding step with ``torch.compile`` (``options.compile``; the first batch of each shape pays the
+  compile, see ``manage.py bench_generation``).
 """
 
 from __future__ import annotations
@@ -42,9 +50,18 @@ if TYPE_CHECKING:
     from model_runner.models import Generator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local; never reach a hub
+# OpenMP threads that spin while they wait collapse throughput (20x measured) when the CPU is shared
+# with web processes or other workers; passive waiting costs little when it is not. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    LogitsProcessor,
+    LogitsProcessorList,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +80,12 @@ _DTYPES = {
 }
 
 
+#: Sequences per model batch on a CPU (compute-bound there; larger batches gain little more).
+CPU_BATCH_SEQUENCES = 256
+#: The most sequences per model batch on a GPU, whatever the memory says.
+GPU_BATCH_SEQUENCES_MAX = 1024
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -72,6 +95,10 @@ class LoadedModel:
     context_length: int
     eos_ids: frozenset[int]
     pad_id: int
+    #: Tokens (sequences x (prompt + new)) per model batch: from free GPU memory, halved on
+    #: out-of-memory and kept for the life of the process; None = no limit known (CPU).
+    batch_tokens: int | None = None
+    load_seconds: float = 0.0
 
 
 # (folder, device, dtype) -> model: one load per worker process, kept warm.
@@ -228,6 +255,12 @@ def _resolve_source(generator: Generator) -> tuple[Path, str]:
     return path, folder_revision(path)
 
 
+def _set_threads(options: Mapping[str, Any]) -> None:
+    threads = options.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def _device_and_dtype(options: Mapping[str, Any]) -> tuple[str, torch.dtype]:
     device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype_name = options.get("dtype")
@@ -245,6 +278,7 @@ def load_model(generator: Generator) -> LoadedModel:
     """Load (once per process) the model behind a generator; raises ``ModelLoadError``."""
     options = generator.options or {}
     device, dtype = _device_and_dtype(options)
+    _set_threads(options)
     with _load_lock:
         folder, revision = _resolve_source(generator)
         key = (str(folder), device, str(dtype))
@@ -254,7 +288,11 @@ def load_model(generator: Generator) -> LoadedModel:
         started = time.monotonic()
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
-            model: Any = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                str(folder),
+                dtype=dtype,
+                attn_implementation=str(options.get("attn_implementation") or "sdpa"),
+            )
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(
                 f"generator {generator.name!r}: cannot load the model from {folder}: {exc}"
@@ -274,22 +312,71 @@ def load_model(generator: Generator) -> LoadedModel:
             tokenizer.pad_token_id = pad_id
         context = int(getattr(model.config, "max_position_embeddings", None) or tokenizer.model_max_length)
         loaded = LoadedModel(model, tokenizer, revision, device, context, frozenset(eos_ids), int(pad_id))
+        loaded.load_seconds = time.monotonic() - started
         _loaded[key] = loaded
-        logger.info(
-            "loaded %s (revision %s) on %s in %.1fs", folder, revision, device, time.monotonic() - started
-        )
+        logger.info("loaded %s (revision %s) on %s in %.1fs", folder, revision, device, loaded.load_seconds)
         return loaded
 
 
 def backend_for_generator(generator: Generator) -> TransformersBackend:
-    context = (generator.options or {}).get("context_length")
+    options = generator.options or {}
+    context = options.get("context_length")
+    max_seqs = options.get("max_batch_sequences")
     return TransformersBackend(
         load_model(generator),
         name=generator.name,
         chat_template=generator.chat_template or None,
         system_prompt=generator.system_prompt or None,
         context_length=int(context) if context else None,
+        max_batch_sequences=int(max_seqs) if max_seqs else None,
+        compile=bool(options.get("compile", True)),
     )
+
+
+class TopKTopPSampler(LogitsProcessor):
+    """Draws the next token itself and leaves a score only on it, so greedy decoding then picks it.
+
+    The same distribution as transformers' sampler (temperature, then top-k, then top-p, then a
+    multinomial draw, from torch's seeded generator), but the softmax, the nucleus cut and the draw
+    run over the top-k slice instead of the whole vocabulary: with 256 sequences and a 49k
+    vocabulary those full-vocabulary passes cost about as much as the model's own decoding step on a
+    CPU. ``top_k`` = 0 (off) falls back to the whole vocabulary.
+    """
+
+    def __init__(self, *, temperature: float, top_k: int, top_p: float) -> None:
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        vocab = scores.shape[-1]
+        k = vocab if self.top_k <= 0 else min(self.top_k, vocab)
+        values, indices = torch.topk(scores.float() / self.temperature, k, dim=-1)  # sorted, largest first
+        probs = values.softmax(dim=-1)
+        if self.top_p < 1.0:
+            # Keep the smallest prefix whose mass reaches top_p (always at least the first token).
+            before = probs.cumsum(dim=-1) - probs
+            probs = probs.masked_fill(before >= self.top_p, 0.0)
+        choice = torch.multinomial(probs, num_samples=1)
+        token = indices.gather(-1, choice)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(-1, token, 0.0)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's "can't allocate memory"."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
+    """Bytes of KV cache one token of one sequence takes (keys and values, every layer)."""
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    size = torch.tensor([], dtype=dtype).element_size()
+    return int(2 * config.num_hidden_layers * heads * head_dim * size)
 
 
 class TransformersBackend:
@@ -303,8 +390,17 @@ class TransformersBackend:
         chat_template: str | None,
         system_prompt: str | None,
         context_length: int | None = None,
+        max_batch_sequences: int | None = None,
+        compile: bool = True,
+        fast_sampler: bool = True,
     ) -> None:
         self.loaded = loaded
+        self.fast_sampler = fast_sampler
+        self.max_batch_sequences = max_batch_sequences
+        self.compile = compile
+        #: Out-of-memory halvings since this backend was made (the benchmark reports them).
+        self.oom_halvings = 0
+        self._max_new = 0
         # A generator may claim less context than the model (options.context_length), never more.
         self.context_length = min(context_length or loaded.context_length, loaded.context_length)
         self.name = name
@@ -333,6 +429,7 @@ class TransformersBackend:
                 f"generator {self.name!r}: the model has no chat template; set the generator's"
             )
         max_new = int(sampling["max_new_tokens"])
+        self._max_new = max_new
         limit = self.context_length - max_new
         ready: list[tuple[GenerationRequest, list[int]]] = []
         rejected: list[PromptOutcome] = []
@@ -361,14 +458,81 @@ class TransformersBackend:
 
         # Similar lengths together waste the least padding; a batch shares one sample count.
         ready.sort(key=lambda item: (item[0].num_samples, len(item[1]), item[0].prompt_id))
-        batch: list[tuple[GenerationRequest, list[int]]] = []
+        groups: list[list[tuple[GenerationRequest, list[int]]]] = []
         for item in ready:
-            if batch and (len(batch) >= batch_size or batch[0][0].num_samples != item[0].num_samples):
-                yield self._run_batch(batch, sampling)
-                batch = []
-            batch.append(item)
-        if batch:
-            yield self._run_batch(batch, sampling)
+            if groups and groups[-1][0][0].num_samples == item[0].num_samples:
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+        for group in groups:
+            pending = list(group)
+            while pending:
+                num_samples = pending[0][0].num_samples
+                size = min(batch_size, self._fitting_prompts(pending, num_samples, max_new))
+                batch, rest = pending[:size], pending[size:]
+                try:
+                    outcomes = self._run_batch(batch, sampling)
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    self._after_oom(batch, num_samples, exc)
+                    continue  # the same prompts again, in a batch half the size
+                pending = rest
+                yield outcomes
+
+    def _fitting_prompts(
+        self, pending: list[tuple[GenerationRequest, list[int]]], num_samples: int, max_new: int
+    ) -> int:
+        """How many prompts of ``pending`` (sorted by length) go into the next model batch: the most
+        whose sequences stay within the sequence cap and whose tokens (prompt + new, padded to the
+        longest) stay within the token budget: free GPU memory, or what last fitted before an OOM."""
+        loaded = self.loaded
+        cap = self.max_batch_sequences or (
+            GPU_BATCH_SEQUENCES_MAX if loaded.device.startswith("cuda") else CPU_BATCH_SEQUENCES
+        )
+        if loaded.batch_tokens is None and loaded.device.startswith("cuda"):
+            loaded.batch_tokens = self._gpu_batch_tokens()
+        count = 0
+        for n in range(1, len(pending) + 1):
+            sequences = n * num_samples
+            tokens = sequences * (len(pending[n - 1][1]) + max_new)
+            if n > 1 and (
+                sequences > cap or (loaded.batch_tokens is not None and tokens > loaded.batch_tokens)
+            ):
+                break
+            count = n
+        return max(1, count)
+
+    def _gpu_batch_tokens(self) -> int:
+        """Tokens (sequences x (prompt + new)) whose KV cache, plus ~50% for activations, fit in 80%
+        of the free GPU memory."""
+        model = self.loaded.model
+        free, _total = torch.cuda.mem_get_info(torch.device(self.loaded.device))
+        return max(1, int(free * 0.8 / (kv_bytes_per_token(model.config, model.dtype) * 1.5)))
+
+    def _after_oom(
+        self, batch: list[tuple[GenerationRequest, list[int]]], num_samples: int, exc: BaseException
+    ) -> None:
+        """Halve the batch after an out-of-memory error; one prompt that does not fit fails the batch."""
+        if self.loaded.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        if len(batch) <= 1:
+            raise BackendError(
+                f"generator {self.name!r}: out of memory generating {num_samples} sample(s) of one prompt "
+                f"({len(batch[0][1])} tokens); lower max_new_tokens or samples_per_prompt"
+            ) from exc
+        half = max(1, len(batch) // 2)
+        longest = max(len(ids) for _, ids in batch)
+        # The budget that would have fitted half of this batch; kept for every later batch.
+        self.loaded.batch_tokens = half * num_samples * (longest + self._max_new)
+        self.oom_halvings += 1
+        logger.warning(
+            "generator %s: out of memory with %d prompts x %d samples; retrying with %d prompts",
+            self.name,
+            len(batch),
+            num_samples,
+            half,
+        )
 
     def _run_batch(
         self, batch: list[tuple[GenerationRequest, list[int]]], sampling: Mapping[str, Any]
@@ -391,6 +555,22 @@ class TransformersBackend:
         if greedy:
             # Greedy decoding gives one answer per prompt; its copies are the K samples.
             kwargs["num_return_sequences"] = 1
+        elif self.fast_sampler:
+            # Each prompt repeated K times, as num_return_sequences does (transformers refuses that
+            # flag without do_sample); the sampler processor draws, greedy decoding takes its pick.
+            static = self.compile and loaded.device.startswith("cuda")
+            if num_samples > 1 and width > 1 and not static:
+                kwargs["cache"] = self._shared_prefill(input_ids, attention, num_samples)
+            input_ids = input_ids.repeat_interleave(num_samples, dim=0)
+            attention = attention.repeat_interleave(num_samples, dim=0)
+            kwargs["do_sample"] = False
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [
+                    TopKTopPSampler(
+                        temperature=temperature, top_k=int(sampling["top_k"]), top_p=float(sampling["top_p"])
+                    )
+                ]
+            )
         else:
             kwargs.update(
                 temperature=temperature,
@@ -401,6 +581,10 @@ class TransformersBackend:
         stops: list[str] = list(sampling.get("stop") or [])
         if stops:
             kwargs.update(stop_strings=stops, tokenizer=loaded.tokenizer)
+        if self.compile and loaded.device.startswith("cuda"):
+            # A static KV cache: no reallocation per step, and transformers compiles the decoding
+            # step with torch.compile (each new batch shape compiles once per process).
+            kwargs["cache_implementation"] = "static"
 
         torch.manual_seed(seed)
         started = time.monotonic()
@@ -422,6 +606,30 @@ class TransformersBackend:
             ]
             outcomes.append(PromptOutcome(request.prompt_id, samples=samples))
         return outcomes
+
+    def _shared_prefill(self, input_ids: torch.Tensor, attention: torch.Tensor, num_samples: int) -> Any:
+        """The prompts' KV cache (all but their last token), computed once and repeated K times.
+
+        ``generate`` then runs only the last prompt token per sequence before decoding, so K samples
+        cost one prefill instead of K (same outputs: the positions match what ``generate`` derives
+        from the attention mask).
+        """
+        loaded = self.loaded
+        ids = input_ids[:, :-1].to(loaded.device)
+        mask = attention[:, :-1].to(loaded.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=loaded.model.config)
+        with torch.inference_mode():
+            loaded.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        cache.batch_repeat_interleave(num_samples)
+        return cache
 
     def _sample(
         self, row: list[int], stops: list[str], prompt_tokens: int, seed: int, latency_ms: int

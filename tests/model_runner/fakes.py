@@ -48,3 +48,25 @@ class FakeBackend:
 
 def fake_backend(generator: Any) -> FakeBackend:
     return FakeBackend()
+
+
+class SlowFakeBackend(FakeBackend):
+    """``FakeBackend`` that answers ``batch_size`` prompts per model batch and sleeps
+    ``PREFLAB_FAKE_BATCH_SECONDS`` (default 0.5) for each: slow enough to kill a worker mid-batch."""
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, sampling: Mapping[str, Any], batch_size: int
+    ) -> Iterator[list[PromptOutcome]]:
+        import os
+        import time
+
+        delay = float(os.environ.get("PREFLAB_FAKE_BATCH_SECONDS", "0.5"))
+        for start in range(0, len(requests), max(1, batch_size)):
+            time.sleep(delay)
+            yield from super().generate(
+                requests[start : start + batch_size], sampling=sampling, batch_size=batch_size
+            )
+
+
+def slow_fake_backend(generator: Any) -> SlowFakeBackend:
+    return SlowFakeBackend()

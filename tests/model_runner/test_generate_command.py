@@ -28,6 +28,10 @@ def test_generate_runs_in_process_with_progress_on_stderr(fake_backend):
         "0.5",
         "--seed",
         "3",
+        "--stop",
+        "END",
+        "--top-p",
+        "0.9",
         "--batch-size",
         "2",
         stdout=out,
@@ -35,7 +39,7 @@ def test_generate_runs_in_process_with_progress_on_stderr(fake_backend):
     )
 
     job = GenerationJob.objects.get()
-    assert job.sampling == {"max_new_tokens": 8, "temperature": 0.5, "seed": 3}
+    assert job.sampling == {"max_new_tokens": 8, "temperature": 0.5, "top_p": 0.9, "stop": ["END"], "seed": 3}
     assert job.status == GenerationJob.Status.SUCCEEDED
     assert Candidate.objects.filter(job=job).count() == 6
     assert len(fake_backend.calls) == 2  # two batches, in this process, no broker

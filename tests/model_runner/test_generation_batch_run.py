@@ -211,7 +211,7 @@ def test_cancel_of_a_finished_job_is_a_conflict(fake_backend, generator):
         services.generation_job_cancel(job=job)
 
 
-def test_unsupported_backend_fails_the_job_readably():
+def test_an_incomplete_openai_generator_fails_the_job_readably():
     generator = GeneratorFactory.create(
         name="remote", backend=Generator.Backend.OPENAI, model_path="http://x"
     )
@@ -223,7 +223,9 @@ def test_unsupported_backend_fails_the_job_readably():
     job.refresh_from_db()
     assert job.status == GenerationJob.Status.FAILED
     assert job.errors[0]["generator"] == "remote"
-    assert "'openai' backend is not available yet" in job.errors[0]["error"]
+    assert job.errors[0]["error"] == (
+        "generator 'remote': model_name is empty (the model the endpoint serves)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ def test_web_side_modules_do_not_import_torch():
     code = (
         "import django, sys; django.setup(); "
         "import labeling.urls, model_runner.apis, model_runner.views, model_runner.services, "
-        "model_runner.tasks, model_runner.admin, model_runner.backends, model_runner.management.commands.generate; "
+        "model_runner.tasks, model_runner.admin, model_runner.backends, model_runner.management.commands.generate, "
+        "model_runner.backends.openai_backend, model_runner.management.commands.bench_generation; "
         "sys.exit(1 if 'torch' in sys.modules or 'transformers' in sys.modules else 0)"
     )
     result = subprocess.run(

@@ -53,6 +53,10 @@ class Command(BaseCommand):
         parser.add_argument("--samples", type=int, default=4, help="samples per prompt, 1..16 (default 4)")
         parser.add_argument("--max-new-tokens", type=int)
         parser.add_argument("--temperature", type=float)
+        parser.add_argument("--top-p", type=float)
+        parser.add_argument("--top-k", type=int)
+        parser.add_argument("--repetition-penalty", type=float)
+        parser.add_argument("--stop", action="append", metavar="TEXT", help="a stop string (repeatable)")
         parser.add_argument("--seed", type=int, help="makes sampling reproducible")
         parser.add_argument("--batch-size", type=int, default=16, help="prompts per batch (default 16)")
         parser.add_argument("--enqueue", action="store_true", help="send the batches to Celery workers")
@@ -65,7 +69,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         sampling: dict[str, Any] = {}
-        for key in ("max_new_tokens", "temperature", "seed"):
+        for key in ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed"):
             if options[key] is not None:
                 sampling[key] = options[key]
         try:

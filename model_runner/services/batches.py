@@ -1,13 +1,8 @@
-"""Writes of the model runner: generators, generation jobs and the batch worker.
-
-``GenerationJob.status`` changes only here: ``_job_settle`` (RUNNING, SUCCEEDED, FAILED) and
-``generation_job_cancel`` (CANCELLED).
-"""
+"""The batch worker: generate a batch's missing samples, save them, settle the job's progress and status."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -15,186 +10,11 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from comparisons.models import Candidate, Prompt
-from labeling.apis_common import ApplicationError, Conflict
-from model_runner.backends import GENERATING_BACKENDS
-from model_runner.backends.base import (
-    BackendError,
-    GenerationRequest,
-    PromptOutcome,
-    SamplingError,
-    sampling_merge,
-    sampling_validate,
-)
+from model_runner.backends.base import BackendError, GenerationRequest, PromptOutcome, sampling_merge
 from model_runner.models import GenerationJob, Generator
-
-logger = logging.getLogger(__name__)
-
-BUNDLED_GENERATOR_NAME = "smollm2-135m-instruct"
-MAX_SAMPLES_PER_PROMPT = 16
-MAX_BATCH_SIZE = 256
 
 Status = GenerationJob.Status
 FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
-
-
-def generator_get_bundled() -> Generator:
-    """The bundled default generator (SmolLM2-135M-Instruct), created on first use."""
-    generator, _ = Generator.objects.get_or_create(
-        name=BUNDLED_GENERATOR_NAME, defaults={"backend": Generator.Backend.BUNDLED}
-    )
-    return generator
-
-
-def generator_create(
-    *,
-    name: str,
-    backend: str,
-    model_path: str = "",
-    gguf_file: str = "",
-    model_name: str = "",
-    api_key_env: str = "",
-    chat_template: str = "",
-    system_prompt: str = "",
-    sampling: dict[str, Any] | None = None,
-    options: dict[str, Any] | None = None,
-) -> Generator:
-    """Create a generator; raises ``ApplicationError`` naming the field on bad input."""
-    name = name.strip()
-    if not name:
-        raise ApplicationError("name: must not be empty", field="name")
-    if backend not in Generator.Backend.values:
-        raise ApplicationError(
-            f"backend: unknown backend {backend!r} (use one of {', '.join(Generator.Backend.values)})",
-            field="backend",
-        )
-    if backend == Generator.Backend.TRANSFORMERS and not model_path:
-        raise ApplicationError(
-            "model_path: a transformers generator needs a local folder or GGUF file", field="model_path"
-        )
-    if backend == Generator.Backend.OPENAI and not model_path:
-        raise ApplicationError("model_path: an openai generator needs the endpoint URL", field="model_path")
-    try:
-        clean_sampling = sampling_validate(sampling)
-    except SamplingError as exc:
-        raise ApplicationError(f"sampling.{exc}", field="sampling")
-    if Generator.objects.filter(name=name).exists():
-        raise Conflict(f"name: a generator named {name!r} already exists", field="name")
-    return Generator.objects.create(
-        name=name,
-        backend=backend,
-        model_path=model_path,
-        gguf_file=gguf_file,
-        model_name=model_name,
-        api_key_env=api_key_env,
-        chat_template=chat_template,
-        system_prompt=system_prompt,
-        sampling=clean_sampling,
-        options=options or {},
-    )
-
-
-def _prompt_size(prompt: Prompt) -> int:
-    # Characters stand in for tokens here: the web process has no tokenizer.
-    return sum(len(str(m.get("content", ""))) for m in prompt.messages)
-
-
-def generation_job_create(
-    *,
-    prompts: Iterable[Prompt],
-    generators: Iterable[Generator],
-    samples_per_prompt: int = 4,
-    sampling: dict[str, Any] | None = None,
-    batch_size: int = 16,
-    created_by: Any = None,
-    enqueue: bool = True,
-) -> GenerationJob:
-    """Create a job of prompts x generators x K samples and enqueue its batches.
-
-    One ``generation_batch_task`` per (generator, chunk of ``batch_size`` prompts of similar
-    length), sent after the transaction commits. With ``enqueue=False`` nothing is sent (the caller
-    runs the batches itself, see ``generation_job_batches``). Raises ``ApplicationError`` naming the
-    field on bad input; nothing is written then.
-    """
-    prompt_list = list({p.pk: p for p in prompts}.values())
-    generator_list = list({g.pk: g for g in generators}.values())
-    if isinstance(samples_per_prompt, bool) or not isinstance(samples_per_prompt, int):
-        raise ApplicationError("samples_per_prompt: must be a whole number", field="samples_per_prompt")
-    if not 1 <= samples_per_prompt <= MAX_SAMPLES_PER_PROMPT:
-        raise ApplicationError(
-            f"samples_per_prompt: must be between 1 and {MAX_SAMPLES_PER_PROMPT}, got {samples_per_prompt}",
-            field="samples_per_prompt",
-        )
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise ApplicationError(f"batch_size: must be between 1 and {MAX_BATCH_SIZE}", field="batch_size")
-    if not prompt_list:
-        raise ApplicationError("prompts: select at least one prompt", field="prompts")
-    if not generator_list:
-        raise ApplicationError("generators: select at least one generator", field="generators")
-    for generator in generator_list:
-        if generator.backend not in GENERATING_BACKENDS:
-            raise ApplicationError(
-                f"generators: {generator.name!r} has backend {str(generator.backend)!r}, which does not generate "
-                f"(use {', '.join(sorted(GENERATING_BACKENDS))})",
-                field="generators",
-            )
-        if not generator.is_active:
-            raise ApplicationError(f"generators: {generator.name!r} is not active", field="generators")
-    try:
-        clean_sampling = sampling_validate(sampling)
-    except SamplingError as exc:
-        raise ApplicationError(f"sampling.{exc}", field="sampling")
-
-    with transaction.atomic():
-        job = GenerationJob.objects.create(
-            samples_per_prompt=samples_per_prompt,
-            sampling=clean_sampling,
-            batch_size=batch_size,
-            total=len(prompt_list) * len(generator_list) * samples_per_prompt,
-            created_by=created_by,
-        )
-        job.prompts.set(prompt_list)
-        job.generators.set(generator_list)
-        if enqueue:
-            batches = generation_job_batches(job=job, prompts=prompt_list, generators=generator_list)
-            transaction.on_commit(lambda: _enqueue(job.pk, batches))
-    return job
-
-
-def generation_job_batches(
-    *,
-    job: GenerationJob,
-    prompts: Sequence[Prompt] | None = None,
-    generators: Sequence[Generator] | None = None,
-) -> list[tuple[int, list[int]]]:
-    """The job's batches as (generator id, prompt ids), prompts sorted by length then id."""
-    prompt_list = list(prompts) if prompts is not None else list(job.prompts.all())
-    generator_list = list(generators) if generators is not None else list(job.generators.all())
-    ordered = sorted(prompt_list, key=lambda p: (_prompt_size(p), p.pk))
-    size = job.batch_size
-    chunks = [[p.pk for p in ordered[i : i + size]] for i in range(0, len(ordered), size)]
-    return [(g.pk, chunk) for g in sorted(generator_list, key=lambda g: g.pk) for chunk in chunks]
-
-
-def _enqueue(job_id: int, batches: list[tuple[int, list[int]]]) -> None:
-    from model_runner.tasks import generation_batch_task
-
-    for generator_id, prompt_ids in batches:
-        generation_batch_task.delay(job_id, generator_id, prompt_ids)
-
-
-def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
-    """Stop a queued or running job. Candidates already written stay; batches not yet saved write nothing.
-
-    Raises ``Conflict`` when the job already finished.
-    """
-    with transaction.atomic():
-        locked = GenerationJob.objects.select_for_update().get(pk=job.pk)
-        if locked.status in FINISHED:
-            raise Conflict(f"generation job {locked.pk} already {locked.status}; nothing to cancel")
-        locked.status = Status.CANCELLED  # stopped by a person
-        locked.finished_at = timezone.now()
-        locked.save(update_fields=["status", "finished_at"])
-    return locked
 
 
 def _missing_samples(
@@ -411,21 +231,3 @@ def _job_settle(
             "errors",
         ]
     )
-
-
-def generation_job_run_inline(*, job: GenerationJob, on_batch: Any = None) -> GenerationJob:
-    """Run every batch of a job in this process (no broker), calling ``on_batch(job)`` after each.
-
-    For ``manage.py generate``; workers use ``generation_batch_task``. Returns the refreshed job.
-    """
-    for generator_id, prompt_ids in generation_job_batches(job=job):
-        job.refresh_from_db()
-        if job.status in FINISHED:
-            break
-        generator = Generator.objects.get(pk=generator_id)
-        generation_batch_run(job=job, generator=generator, prompt_ids=prompt_ids)
-        job.refresh_from_db()
-        if on_batch is not None:
-            on_batch(job)
-    job.refresh_from_db()
-    return job

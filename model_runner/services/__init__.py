@@ -1,0 +1,34 @@
+"""Writes of the model runner: generators, generation jobs and the batch worker.
+
+``GenerationJob.status`` changes only in these services: ``_job_settle`` (RUNNING, SUCCEEDED,
+FAILED), ``generation_job_cancel`` (CANCELLED) and ``generation_job_retry`` (back to QUEUED).
+"""
+
+from model_runner.services.batches import FINISHED, generation_batch_run
+from model_runner.services.generators import BUNDLED_GENERATOR_NAME, generator_create, generator_get_bundled
+from model_runner.services.jobs import (
+    MAX_BATCH_SIZE,
+    MAX_SAMPLES_PER_PROMPT,
+    generation_job_batches,
+    generation_job_cancel,
+    generation_job_create,
+    generation_job_resume_all,
+    generation_job_retry,
+    generation_job_run_inline,
+)
+
+__all__ = [
+    "BUNDLED_GENERATOR_NAME",
+    "FINISHED",
+    "MAX_BATCH_SIZE",
+    "MAX_SAMPLES_PER_PROMPT",
+    "generation_batch_run",
+    "generation_job_batches",
+    "generation_job_cancel",
+    "generation_job_create",
+    "generation_job_resume_all",
+    "generation_job_retry",
+    "generation_job_run_inline",
+    "generator_create",
+    "generator_get_bundled",
+]

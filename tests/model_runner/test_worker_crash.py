@@ -1,0 +1,163 @@
+"""Crash safety with a real Celery worker process: SIGKILL mid-batch, a new worker finishes the job.
+
+The broker is the configured one: Redis when ``CELERY_BROKER_URL`` names it (the unacked message
+comes back after the visibility timeout, here shortened to seconds), else kombu's filesystem
+transport in a temporary folder (which loses a taken message: the new worker's start re-enqueues the
+unfinished batches). The worker reads the test database, so this test commits for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db.models import Count
+from kombu import Connection
+
+from comparisons.models import Candidate
+from labeling.celery import app
+from model_runner import services
+from model_runner.models import GenerationJob, Generator
+from tests.factories import GeneratorFactory, PromptFactory
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored"),
+]
+
+WORKER = Path(__file__).with_name("crash_worker.py")
+K = 2
+BATCH_SECONDS = 0.5
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _broker(tmp_path: Path) -> tuple[str, dict[str, Any], str]:
+    """(broker url, transport options, queue) for this test."""
+    url = str(app.conf.broker_url)
+    if url.startswith("filesystem"):
+        folders = {key: tmp_path / "broker" / key for key in ("queue", "processed", "control")}
+        for folder in folders.values():
+            folder.mkdir(parents=True)
+        options = {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "processed_folder": str(folders["processed"]),
+            "control_folder": str(folders["control"]),
+            "store_processed": False,
+        }
+        return url, options, "gpu"  # the queue the restarted worker re-enqueues to
+    # Redis: a queue of our own (other test runs may share the server), quick redelivery.
+    options = {"visibility_timeout": 4, "unacked_restore_interval": 1, "unacked_restore_throttle": 1}
+    return url, options, f"gpu-crash-test-{uuid.uuid4().hex[:8]}"
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, str(WORKER)],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: SIGKILL takes the pool children too
+        )
+
+
+def _kill(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
+
+def _wait_for(condition, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+
+
+def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
+    url, options, queue = _broker(tmp_path)
+    generator = GeneratorFactory.create(
+        name="slow-fake", backend=Generator.Backend.BUNDLED, options={"batch_size": 1}
+    )
+    prompts = PromptFactory.create_batch(8)
+    # 4 tasks of 2 prompts; each task saves after each prompt (model batches of 1), 0.5 s apiece.
+    job = services.generation_job_create(
+        prompts=prompts, generators=[generator], samples_per_prompt=K, batch_size=2, enqueue=False
+    )
+    with Connection(url, transport_options=options) as connection:
+        for generator_id, prompt_ids in services.generation_job_batches(job=job):
+            app.send_task(
+                "model_runner.tasks.generation_batch_task",
+                args=[job.pk, generator_id, prompt_ids],
+                queue=queue,
+                connection=connection,
+            )
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": url,
+        "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
+        "PREFLAB_TEST_QUEUE": queue,
+        "PREFLAB_FAKE_BATCH_SECONDS": str(BATCH_SECONDS),
+        "PREFLAB_REQUIRE_POSTGRES": "",
+    }
+    log = tmp_path / "worker.log"
+
+    def done() -> int:
+        return Candidate.objects.filter(job=job).count()
+
+    first = _start_worker(env, log)
+    try:
+        # Kill right after the first model batch is saved: its task still has a prompt to go.
+        _wait_for(lambda: done() >= K, 60, "the first candidates", log)
+        _kill(first)
+    finally:
+        _kill(first)
+    killed_at = done()
+    assert 0 < killed_at < job.total
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.RUNNING
+
+    second = _start_worker(env, log)
+    try:
+        _wait_for(
+            lambda: GenerationJob.objects.get(pk=job.pk).status != GenerationJob.Status.RUNNING,
+            60,
+            "the job to finish in the second worker",
+            log,
+        )
+    finally:
+        _kill(second)
+
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.SUCCEEDED, job.errors
+    rows = Candidate.objects.filter(generator=generator)
+    # No gaps: every (prompt, sample) exists ...
+    assert sorted(rows.values_list("prompt_id", "sample_index")) == sorted(
+        (p.pk, i) for p in prompts for i in range(K)
+    )
+    # ... and no duplicates: one row each (the unique key), nothing beyond K.
+    assert rows.count() == len(prompts) * K == job.done == job.total
+    assert not rows.values("prompt_id", "sample_index").annotate(n=Count("id")).filter(n__gt=1).exists()
