@@ -125,8 +125,7 @@ def test_transformers_backend_loads_a_plain_local_folder(bundled_revision):
     services.generator_get_bundled()
     # The converted bundled model is itself a plain transformers folder.
     folder = settings.PREFLAB_MODEL_CACHE / "smollm2-135m-instruct"
-    if not folder.is_dir():
-        pytest.skip("needs the converted bundled model (made by the tests above)")
+    assert folder.is_dir(), "the bundled_revision fixture converts the bundled model into this folder"
     generator = GeneratorFactory.create(
         name="local-folder",
         backend=Generator.Backend.TRANSFORMERS,

@@ -89,7 +89,7 @@ class Command(BaseCommand):
         parser.add_argument("--raters", type=int, default=8)
         parser.add_argument("--judgments", type=int, default=2000, help="Stop after this many judgments.")
         parser.add_argument("--overlap", type=int, default=2)
-        parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+        parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2 was best on 2 cores)")
         parser.add_argument("--claim-seconds", type=float, default=5.0, help="Per service-level run.")
         parser.add_argument("--skip-http", action="store_true")
         parser.add_argument("--keep", action="store_true", help="Keep the benchmark rows afterwards.")
