@@ -151,15 +151,17 @@ def assignment_claim_next(
             raise ApplicationError(
                 f"This queue needs a passed qualification in '{queue.qualification}' first.", status_code=403
             )
+        # Ids first: most claims hold nothing, and the joined row is only needed for a refresh.
         held = list(
             Assignment.objects.filter(
                 rater=rater, item__queue=queue, status=Assignment.Status.LEASED, expires_at__gt=now
             )
-            .select_related("item__comparison__prompt")
             .order_by("id")
+            .values_list("id", flat=True)
         )
         if held and not fresh:
-            return _attach(held[0], queue)
+            refreshed = Assignment.objects.select_related("item__comparison__prompt").get(pk=held[0])
+            return _attach(refreshed, queue)
         if len(held) >= queue.max_open_leases:
             raise Conflict(f"You already hold {len(held)} open item(s) in this queue (the most allowed).")
         item = _pick_item(rater=rater, queue=queue, gold=want_gold)

@@ -89,7 +89,15 @@ class Command(BaseCommand):
         parser.add_argument("--raters", type=int, default=8)
         parser.add_argument("--judgments", type=int, default=2000, help="Stop after this many judgments.")
         parser.add_argument("--overlap", type=int, default=2)
-        parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2 was best on 2 cores)")
+        parser.add_argument(
+            "--workers", type=int, default=2, help="gunicorn worker processes (2 was best on 2 cores)"
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=1,
+            help="threads per worker (>1: gthread workers, which keep connections alive)",
+        )
         parser.add_argument("--claim-seconds", type=float, default=5.0, help="Per service-level run.")
         parser.add_argument("--skip-http", action="store_true")
         parser.add_argument("--keep", action="store_true", help="Keep the benchmark rows afterwards.")
@@ -109,7 +117,9 @@ class Command(BaseCommand):
             if not opts["skip_http"]:
                 queue, raters = self._setup(tag, opts["raters"], opts["judgments"], opts["overlap"])
                 created.append(queue)
-                result["http"] = self._http(queue, raters, opts["judgments"], opts["workers"])
+                result["http"] = self._http(
+                    queue, raters, opts["judgments"], opts["workers"], opts["threads"]
+                )
                 result["http"]["invariants"] = self._invariants(queue)
             result["service_claim_rate"] = {}
             for claimers in (1, 4, 8):
@@ -204,7 +214,9 @@ class Command(BaseCommand):
         }
 
     # -- HTTP -----------------------------------------------------------------------------
-    def _http(self, queue: Queue, raters: list[User], budget: int, workers: int) -> dict[str, Any]:
+    def _http(
+        self, queue: Queue, raters: list[User], budget: int, workers: int, worker_threads: int
+    ) -> dict[str, Any]:
         tokens = [Token.objects.create(user=u).key for u in raters]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -218,7 +230,7 @@ class Command(BaseCommand):
         }
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "labeling.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-             "--log-level", "warning", "--keep-alive", "30"],
+             "--log-level", "warning", "--keep-alive", "30", "--threads", str(worker_threads)],
             env=env, start_new_session=True,
         )  # fmt: skip
         try:
@@ -285,6 +297,7 @@ class Command(BaseCommand):
         done = Assignment.objects.filter(item__queue=queue, status="submitted").count()
         return {
             "gunicorn_workers": workers,
+            "gunicorn_threads": worker_threads,
             "judgments": done,
             "seconds": round(elapsed, 2),
             "judgments_per_second": round(done / elapsed, 1),
