@@ -186,7 +186,15 @@ class QueueItem(models.Model):
                 condition=Q(judged__lte=models.F("claimed")), name="queueitem_judged_le_claimed"
             ),
         ]
-        indexes = [models.Index(fields=["queue", "claimed", "priority", "id"], name="queueitem_claim_idx")]
+        indexes = [
+            # The claim walks a queue's open items in (priority desc, id) order and stops at the
+            # first one with room: ``claimed`` is the last key column, so full items are passed over
+            # inside the index, without a visit to the table.
+            models.Index(
+                fields=["queue", "is_gold", "retired", "-priority", "id", "claimed"],
+                name="queueitem_pick_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.queue_id}:{self.comparison_id}"

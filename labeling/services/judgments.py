@@ -123,14 +123,20 @@ def judgment_submit(
 
     try:
         with transaction.atomic():
-            locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
-            if locked.status == Assignment.Status.SUBMITTED:
-                # A concurrent double click got here first.
-                return Judgment.objects.get(assignment=locked), False
-            if locked.status == Assignment.Status.SKIPPED:
-                raise Conflict("You skipped this item; it can no longer be judged.")
-            if locked.status == Assignment.Status.EXPIRED:
-                # The lease was released; take a slot again if one is free.
+            # The usual case, a live lease, in one statement: the conditional update takes the
+            # row lock and moves the status, so a concurrent double click or expiry waits for us
+            # and then finds the lease no longer leased.
+            moved = Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.LEASED).update(
+                status=Assignment.Status.SUBMITTED, updated_at=now
+            )
+            if not moved:
+                locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+                if locked.status == Assignment.Status.SUBMITTED:
+                    # A concurrent double click got here first.
+                    return Judgment.objects.get(assignment=locked), False
+                if locked.status == Assignment.Status.SKIPPED:
+                    raise Conflict("You skipped this item; it can no longer be judged.")
+                # EXPIRED: the lease was released; take a slot again if one is free.
                 retaken = QueueItem.objects.filter(pk=locked.item_id, claimed__lt=queue.overlap).update(
                     claimed=F("claimed") + 1
                 )
@@ -138,8 +144,12 @@ def judgment_submit(
                     raise Conflict(
                         "Your lease on this item expired and it has since been judged by enough raters."
                     )
+                Assignment.objects.filter(pk=assignment.pk).update(
+                    status=Assignment.Status.SUBMITTED, updated_at=now
+                )
+            assignment.status = Assignment.Status.SUBMITTED
             judgment = Judgment.objects.create(
-                assignment=locked,
+                assignment=assignment,
                 rubric=queue.rubric,
                 preference=preference,
                 ranking=ranking,
@@ -149,13 +159,11 @@ def judgment_submit(
                 rewrite=(rewrite or "")[:50000],
                 active_seconds=active_seconds,
             )
-            locked.status = Assignment.Status.SUBMITTED
-            locked.save(update_fields=["status", "updated_at"])
-            QueueItem.objects.filter(pk=locked.item_id).update(judged=F("judged") + 1)
+            QueueItem.objects.filter(pk=assignment.item_id).update(judged=F("judged") + 1)
             if not queue.rubric.frozen:
                 Rubric.objects.filter(pk=queue.rubric_id).update(frozen=True)
             if queue.pairing == Queue.Pairing.ADAPTIVE:
-                prompt_id = locked.item.comparison.prompt_id
+                prompt_id = assignment.item.comparison.prompt_id
                 transaction.on_commit(lambda: queue_reprioritize(queue=queue, prompt_ids=[prompt_id]))
     except IntegrityError:
         # A concurrent replay won the race on the one-to-one key: return what it stored.

@@ -29,6 +29,7 @@ from tests.factories import (
     QueueItemFactory,
     RaterFactory,
     make_comparison,
+    make_pair,
 )
 
 pytestmark = pytest.mark.django_db
@@ -218,16 +219,43 @@ def test_adaptive_pairing_prefers_uncertain_pairs():
     assert assignment_claim_next(rater=rater, queue=queue).item_id != pairs["good-bad"].pk
 
 
+def test_claimed_item_rows_match_the_orm():
+    """The claim's hand-written pick builds the same instances as the ORM would (JSON, dates, bools)."""
+    queue, (a, *_), _ = _queue(0)
+    prompt = PromptFactory(messages=[{"role": "user", "content": "ünï ✓"}], tags=["x", "y"])
+    item = QueueItemFactory(
+        queue=queue,
+        comparison=make_pair(prompt=prompt),
+        is_gold=False,
+        gold_answer={"preference": -2},
+        priority=7,
+    )
+    assignment = assignment_claim_next(rater=a, queue=queue)
+    picked = assignment.item
+    fresh = QueueItem.objects.select_related("comparison__prompt").get(pk=item.pk)
+    for got, want in ((picked, fresh), (picked.comparison, fresh.comparison)):
+        for field in type(want)._meta.concrete_fields:
+            if field.name != "claimed":
+                assert getattr(got, field.attname) == getattr(want, field.attname), field.name
+    for field in type(fresh.comparison.prompt)._meta.concrete_fields:
+        assert getattr(picked.comparison.prompt, field.attname) == getattr(
+            fresh.comparison.prompt, field.attname
+        )
+    assert picked.gold_answer == {"preference": -2} and picked.comparison.prompt.tags == ["x", "y"]
+    assert picked.created_at.tzinfo is not None
+
+
 def test_claim_and_submit_query_counts(django_assert_max_num_queries):
     queue, (a, *_), _ = _queue(5)
     assignment_claim_next(rater=a, queue=queue)  # warm the membership path
     first = Assignment.objects.get(rater=a)
     judgment_submit(assignment=first, preference=1)
-    # claim: membership, expiry scan, rater lock, held lease, pick+lock item, claimed+1, candidate
-    # order, insert (+ savepoint statements where the test wraps a transaction)
-    with django_assert_max_num_queries(10):
+    # claim: expiry scan, rater lock + membership + held lease, pick+lock item, claimed+1, insert,
+    # and on PostgreSQL synchronous_commit (+ savepoint statements where the test wraps a transaction)
+    with django_assert_max_num_queries(8):
         assignment = assignment_claim_next(rater=a, queue=queue)
-    with django_assert_max_num_queries(12):
+    # submit: criteria (the rubric is not frozen yet), assignment status, insert, judged+1, freeze
+    with django_assert_max_num_queries(7):
         judgment_submit(assignment=assignment, preference=-1)
 
 

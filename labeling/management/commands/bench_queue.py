@@ -57,6 +57,12 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _own_cpu_seconds() -> float:
+    """CPU time of this process (all its threads): the simulated raters' share of the machine."""
+    times = os.times()
+    return times.user + times.system
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -238,7 +244,7 @@ class Command(BaseCommand):
             self._warm(port, tokens[0], queue)
             pids = [server.pid, *_children(server.pid)]
             pg = _postgres_pids()
-            cpu0, pg0 = _cpu_seconds(pids), _cpu_seconds(pg)
+            cpu0, pg0, client0 = _cpu_seconds(pids), _cpu_seconds(pg), _own_cpu_seconds()
             next_lat: list[float] = []
             submit_lat: list[float] = []
             counter: dict[str, Any] = {"judgments": 0, "errors": 0, "statuses": Counter()}
@@ -291,6 +297,7 @@ class Command(BaseCommand):
             elapsed = time.perf_counter() - started
             cpu = _cpu_seconds(pids) - cpu0
             pg_cpu = _cpu_seconds(pg) - pg0
+            client_cpu = _own_cpu_seconds() - client0
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
@@ -313,6 +320,7 @@ class Command(BaseCommand):
             },
             "server_cpu_ms_per_judgment": round(cpu * 1000 / max(done, 1), 2),
             "postgres_cpu_ms_per_judgment": round(pg_cpu * 1000 / max(done, 1), 2) if pg else None,
+            "client_cpu_ms_per_judgment": round(client_cpu * 1000 / max(done, 1), 2),
             "errors": counter["errors"],
             "error_statuses": dict(counter["statuses"]),
         }
