@@ -175,7 +175,7 @@ class QueueListCreateApi(APIView):
 
 
 def _queue_or_404(queue_id: int) -> Queue:
-    queue = Queue.objects.select_related("rubric").filter(pk=queue_id).first()
+    queue = selectors.queue_get(queue_id=queue_id)
     if queue is None:
         raise ApplicationError("No such queue.", status_code=404)
     return queue

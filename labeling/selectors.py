@@ -2,26 +2,81 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, cast
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from comparisons.models import Candidate, ComparisonCandidate
-from labeling.models import Assignment, Criterion, Judgment, Queue, Rubric, User
+from comparisons.models import Candidate, Comparison, ComparisonCandidate, Prompt
+from labeling import rows
+from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, Rubric, User
 
 LABELS = "ABCDEFGHI"
+
+
+# The assignment with its item, queue, rubric, comparison and prompt: one hand-written join
+# (see labeling.rows), since every judgment reads it.
+_FOR_RATER = (Assignment, QueueItem, Queue, Rubric, Comparison, Prompt)
+
+
+@functools.cache
+def _assignment_for_rater_sql(vendor: str) -> str:
+    assignment, item, queue, rubric, comparison, prompt = (rows.table(m) for m in _FOR_RATER)
+    q = rows.quote
+    return (
+        f"SELECT {rows.select_list(*_FOR_RATER)} FROM {assignment}"
+        f" INNER JOIN {item} ON {item}.{q('id')} = {assignment}.{q('item_id')}"
+        f" INNER JOIN {queue} ON {queue}.{q('id')} = {item}.{q('queue_id')}"
+        f" INNER JOIN {rubric} ON {rubric}.{q('id')} = {queue}.{q('rubric_id')}"
+        f" INNER JOIN {comparison} ON {comparison}.{q('id')} = {item}.{q('comparison_id')}"
+        f" INNER JOIN {prompt} ON {prompt}.{q('id')} = {comparison}.{q('prompt_id')}"
+        f" WHERE {assignment}.{q('id')} = %s AND {assignment}.{q('rater_id')} = %s"
+    )
+
+
+@functools.cache
+def _queue_sql(vendor: str) -> str:
+    queue, rubric = rows.table(Queue), rows.table(Rubric)
+    q = rows.quote
+    return (
+        f"SELECT {rows.select_list(Queue, Rubric)} FROM {queue}"
+        f" INNER JOIN {rubric} ON {rubric}.{q('id')} = {queue}.{q('rubric_id')} WHERE {queue}.{q('id')} = %s"
+    )
+
+
+def queue_get(*, queue_id: int) -> Queue | None:
+    """A queue with its rubric (one join: every claim starts here), or None."""
+    if not -(2**63) <= queue_id < 2**63:
+        return None
+    found = rows.fetch_one(_queue_sql(connection.vendor), [queue_id], (Queue, Rubric))
+    if found is None:
+        return None
+    queue, rubric = found
+    queue.rubric = rubric
+    return cast(Queue, queue)
 
 
 def assignment_get_for_rater(*, rater: User, assignment_id: int) -> Assignment:
     """The one way to fetch an assignment for a rater: their own, or 404 (never 403, never a leak)."""
     try:
-        return Assignment.objects.select_related("item__queue__rubric", "item__comparison__prompt").get(
-            pk=assignment_id, rater=rater
-        )
-    except (Assignment.DoesNotExist, ValueError, TypeError):
+        pk = int(assignment_id)
+    except (ValueError, TypeError):
         raise Http404("No such assignment.")
+    if not -(2**63) <= pk < 2**63:
+        raise Http404("No such assignment.")
+    found = rows.fetch_one(_assignment_for_rater_sql(connection.vendor), [pk, rater.pk], _FOR_RATER)
+    if found is None:
+        raise Http404("No such assignment.")
+    assignment, item, queue, rubric, comparison, prompt = found
+    queue.rubric = rubric
+    comparison.prompt = prompt
+    item.queue = queue
+    item.comparison = comparison
+    assignment.item = item
+    return cast(Assignment, assignment)
 
 
 def queue_list_for_user(*, user: User) -> QuerySet[Queue]:

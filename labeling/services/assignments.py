@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Model, QuerySet, Subquery
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from comparisons.models import Comparison, Prompt
+from labeling import rows
 from labeling.apis_common import ApplicationError, Conflict
 from labeling.models import Assignment, Queue, QueueItem, User
 
@@ -63,27 +63,16 @@ def _lockable(qs: QuerySet[QueueItem]) -> QuerySet[QueueItem]:
     return qs
 
 
-# The pick is the one statement every claim runs, and building it with the ORM (a three-table
-# select_related, an anti-join and a row lock) cost about as much CPU as everything else in the
-# claim. So it is written once here, from the models' own column lists, and its rows are turned
-# into model instances with the fields' own converters, as the ORM would.
-_PICKED: tuple[type[Model], ...] = (QueueItem, Comparison, Prompt)
-M = TypeVar("M", bound=Model)
+# The one statement every claim runs, written once (see labeling.rows for why not the ORM).
+_PICKED = (QueueItem, Comparison, Prompt)
 
 
 @functools.cache
 def _pick_sql(vendor: str, gold: bool) -> str:
-    q = connection.ops.quote_name
-    tables = [m._meta.db_table for m in _PICKED]
-    columns = ", ".join(
-        f"{q(table)}.{q(str(f.column))}"
-        for model, table in zip(_PICKED, tables, strict=True)
-        for f in model._meta.concrete_fields
-    )
-    item, comparison, prompt = (q(t) for t in tables)
-    assignment = q(Assignment._meta.db_table)
+    item, comparison, prompt, assignment = (rows.table(m) for m in (*_PICKED, Assignment))
+    q = rows.quote
     sql = (
-        f"SELECT {columns} FROM {item}"
+        f"SELECT {rows.select_list(*_PICKED)} FROM {item}"
         f" INNER JOIN {comparison} ON {comparison}.{q('id')} = {item}.{q('comparison_id')}"
         f" INNER JOIN {prompt} ON {prompt}.{q('id')} = {comparison}.{q('prompt_id')}"
         f" WHERE {item}.{q('queue_id')} = %s AND {item}.{q('is_gold')} = %s AND NOT {item}.{q('retired')}"
@@ -98,17 +87,6 @@ def _pick_sql(vendor: str, gold: bool) -> str:
     return sql
 
 
-def _hydrate(model: type[M], values: Sequence[Any]) -> M:
-    fields = model._meta.concrete_fields
-    clean = []
-    for field, value in zip(fields, values, strict=True):
-        col = field.get_col(model._meta.db_table)
-        for convert in [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]:
-            value = convert(value, col, connection)
-        clean.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], clean)
-
-
 def _pick_item(*, rater: User, queue: Queue, gold: bool) -> QueueItem | None:
     """The first item of the queue, by (priority desc, id), that this rater has not seen and that
     has room, locked (PostgreSQL: items other claimers hold are skipped, never waited on).
@@ -117,17 +95,39 @@ def _pick_item(*, rater: User, queue: Queue, gold: bool) -> QueueItem | None:
     ``queueitem_pick_idx`` index in order, and stops at the first unseen one.
     """
     params: list[Any] = [queue.pk, gold] + ([] if gold else [queue.overlap]) + [rater.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(_pick_sql(connection.vendor, gold), params)
-        row = cursor.fetchone()
-    if row is None:
+    found = rows.fetch_one(_pick_sql(connection.vendor, gold), params, _PICKED)
+    if found is None:
         return None
-    widths = [len(m._meta.concrete_fields) for m in _PICKED]
-    item = _hydrate(QueueItem, row[: widths[0]])
-    comparison = _hydrate(Comparison, row[widths[0] : widths[0] + widths[1]])
-    comparison.prompt = _hydrate(Prompt, row[widths[0] + widths[1] :])
+    item, comparison, prompt = found
+    comparison.prompt = prompt
     item.comparison = comparison
-    return item
+    return cast(QueueItem, item)
+
+
+@functools.cache
+def _member_sql(vendor: str) -> str:
+    user, members, assignment, item = (
+        rows.table(m) for m in (User, Queue.members.through, Assignment, QueueItem)
+    )
+    q = rows.quote
+    held = (
+        f"SELECT {assignment}.{q('id')} FROM {assignment}"
+        f" INNER JOIN {item} ON {item}.{q('id')} = {assignment}.{q('item_id')}"
+        f" WHERE {assignment}.{q('rater_id')} = {user}.{q('id')} AND {item}.{q('queue_id')} = %s"
+        f" AND {assignment}.{q('status')} = %s AND {assignment}.{q('expires_at')} > %s"
+        f" ORDER BY {assignment}.{q('id')} ASC LIMIT 1"
+    )
+    sql = (
+        f"SELECT {user}.{q('id')}, ({held})"
+        # A lease lost in a database crash is harmless (the rater asks again), so the claim's
+        # commit does not wait for the disk (set for this transaction only); judgments still do.
+        + (", set_config('synchronous_commit', 'off', true)" if vendor == "postgresql" else "")
+        + f" FROM {user} INNER JOIN {members} ON {members}.{q('user_id')} = {user}.{q('id')}"
+        f" WHERE {user}.{q('id')} = %s AND {members}.{q('queue_id')} = %s"
+    )
+    if vendor == "postgresql":
+        sql += f" FOR UPDATE OF {user}"
+    return sql
 
 
 def _pick_requeued(*, rater: User, queue: Queue) -> Assignment | None:
@@ -194,23 +194,20 @@ def assignment_claim_next(
         assignments_expire(queue=queue, now=now)
     want_gold = queue.gold_rate > 0 and (rng or random).random() < queue.gold_rate
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # A lease lost in a database crash is harmless (the rater asks again), so the claim
-            # does not wait for its commit to reach the disk; judgments still do.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-        # One query locks the rater's row (serializes one rater's concurrent claims), checks
+        # One statement locks the rater's row (serializes one rater's concurrent claims), checks
         # membership and finds the rater's oldest live lease in this queue, if any.
-        held = Assignment.objects.filter(
-            rater=rater, item__queue=queue, status=Assignment.Status.LEASED, expires_at__gt=now
-        )
-        member = (
-            User.objects.select_for_update(of=("self",))
-            .filter(pk=rater.pk, queues=queue)
-            .annotate(held_id=Subquery(held.order_by("id").values("id")[:1]))
-            .values_list("pk", "held_id")
-            .first()
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _member_sql(connection.vendor),
+                [
+                    queue.pk,
+                    Assignment.Status.LEASED,
+                    connection.ops.adapt_datetimefield_value(now),
+                    rater.pk,
+                    queue.pk,
+                ],
+            )
+            member = cursor.fetchone()
         if member is None:
             raise ApplicationError("You are not a member of this queue.", status_code=403)
         if not rater_is_qualified(rater=rater, queue=queue):
@@ -222,7 +219,9 @@ def assignment_claim_next(
             if not fresh:
                 refreshed = Assignment.objects.select_related("item__comparison__prompt").get(pk=held_id)
                 return _attach(refreshed, queue)
-            n_held = held.count()
+            n_held = Assignment.objects.filter(
+                rater=rater, item__queue=queue, status=Assignment.Status.LEASED, expires_at__gt=now
+            ).count()
             if n_held >= queue.max_open_leases:
                 raise Conflict(f"You already hold {n_held} open item(s) in this queue (the most allowed).")
         item = _pick_item(rater=rater, queue=queue, gold=want_gold)

@@ -183,7 +183,7 @@ def test_next_and_judgment_endpoints_query_counts(api, rater, django_assert_max_
     first = api.post(f"/api/v1/queues/{queue.pk}/next/").json()
     api.post(f"/api/v1/assignments/{first['id']}/judgment/", {"preference": 1}, format="json")
     # token, queue, claim (see the service test), candidates, criteria
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(11):
         body = api.post(f"/api/v1/queues/{queue.pk}/next/").json()
     # token, gatekeeper, assignment status, insert, item (+ savepoints)
     with django_assert_max_num_queries(7):

@@ -250,9 +250,9 @@ def test_claim_and_submit_query_counts(django_assert_max_num_queries):
     assignment_claim_next(rater=a, queue=queue)  # warm the membership path
     first = Assignment.objects.get(rater=a)
     judgment_submit(assignment=first, preference=1)
-    # claim: expiry scan, rater lock + membership + held lease, pick+lock item, claimed+1, insert,
-    # and on PostgreSQL synchronous_commit (+ savepoint statements where the test wraps a transaction)
-    with django_assert_max_num_queries(8):
+    # claim: expiry scan, rater lock + membership + held lease (+ synchronous_commit on PostgreSQL),
+    # pick+lock item, claimed+1, insert (+ savepoint statements where the test wraps a transaction)
+    with django_assert_max_num_queries(7):
         assignment = assignment_claim_next(rater=a, queue=queue)
     # submit: criteria (the rubric is not frozen yet), assignment status, insert, judged+1, freeze
     with django_assert_max_num_queries(7):
@@ -281,3 +281,29 @@ def test_beat_reprioritizes_adaptive_queues():
     QueueItem.objects.filter(pk=item.pk).update(priority=-5)
     assert queues_reprioritize_task() == 1
     assert QueueItem.objects.get(pk=item.pk).priority > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_skips_the_commit_flush_only_for_its_own_transaction(monkeypatch):
+    """PostgreSQL: the claim's transaction runs with synchronous_commit off; nothing after it does."""
+    from django.db import connection
+
+    from labeling.services import assignments
+
+    queue, (a, *_), _ = _queue(2)
+    seen = []
+    pick = assignments._pick_item
+
+    def spy(**kwargs):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                seen.append(cursor.fetchone()[0])
+        return pick(**kwargs)
+
+    monkeypatch.setattr(assignments, "_pick_item", spy)
+    assert assignment_claim_next(rater=a, queue=queue) is not None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert seen == ["off"] and cursor.fetchone()[0] == "on"
