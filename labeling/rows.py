@@ -10,11 +10,13 @@ on SQLite), exactly as a queryset would. Everything else stays on the ORM.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connection
 from django.db.models import Model
+from django.db.models.expressions import Col
 
 
 def quote(name: str) -> str:
@@ -34,16 +36,30 @@ def select_list(*models: type[Model]) -> str:
     )
 
 
+@functools.cache
+def _converters(model: type[Model], vendor: str) -> list[tuple[Col, list[Callable[..., Any]]]]:
+    # Converters depend on the field and the database vendor only; each is called with the
+    # current connection, as the ORM calls them.
+    found = []
+    for field in model._meta.concrete_fields:
+        col = field.get_col(model._meta.db_table)
+        found.append((col, [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]))
+    return found
+
+
 def hydrate(model: type[Model], values: Sequence[Any]) -> Model:
     """One model instance from its columns, converted as the ORM converts them."""
-    fields = model._meta.concrete_fields
     clean = []
-    for field, value in zip(fields, values, strict=True):
-        col = field.get_col(model._meta.db_table)
-        for convert in [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]:
+    for (col, converters), value in zip(_converters(model, connection.vendor), values, strict=True):
+        for convert in converters:
             value = convert(value, col, connection)
         clean.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], clean)
+    return model.from_db(connection.alias, _attnames(model), clean)
+
+
+@functools.cache
+def _attnames(model: type[Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
 
 
 def fetch_one(sql: str, params: Sequence[Any], models: Sequence[type[Model]]) -> list[Any] | None:
