@@ -18,11 +18,11 @@ SAMPLING = sampling_merge({"max_new_tokens": 2, "seed": 3})
 @pytest.fixture
 def tb():
     """The backend module, with the process-wide remembered batch size restored afterwards."""
-    from model_runner.backends import transformers_backend
+    from model_runner.backends import transformers_backend, transformers_loading
 
-    saved = {key: loaded.batch_tokens for key, loaded in transformers_backend._loaded.items()}
+    saved = {key: loaded.batch_tokens for key, loaded in transformers_loading._loaded.items()}
     yield transformers_backend
-    for key, loaded in transformers_backend._loaded.items():
+    for key, loaded in transformers_loading._loaded.items():
         loaded.batch_tokens = saved.get(key)
 
 

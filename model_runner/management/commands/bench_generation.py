@@ -69,6 +69,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from model_runner.backends import transformers_backend as tb
+        from model_runner.backends import transformers_loading as tl
         from model_runner.backends.base import GenerationRequest, sampling_merge
 
         torch = tb.torch
@@ -91,13 +92,13 @@ class Command(BaseCommand):
             from django.test import override_settings
 
             with tempfile.TemporaryDirectory() as tmp, override_settings(PREFLAB_MODEL_CACHE=Path(tmp)):
-                tb._loaded.clear()
+                tl._loaded.clear()
                 started = time.monotonic()
-                tb.load_model(generator)
+                tl.load_model(generator)
                 load["first_seconds"] = round(time.monotonic() - started, 2)
-        tb._loaded.clear()
+        tl._loaded.clear()
         started = time.monotonic()
-        loaded = tb.load_model(generator)
+        loaded = tl.load_model(generator)
         load["cached_seconds"] = round(time.monotonic() - started, 2)
         backend = tb.backend_for_generator(generator)
 
