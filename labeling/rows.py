@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.db.models.expressions import Col
 
 
@@ -76,3 +76,27 @@ def fetch_one(sql: str, params: Sequence[Any], models: Sequence[type[Model]]) ->
         instances.append(hydrate(model, row[start : start + width]))
         start += width
     return instances
+
+
+def insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
+    """The columns a hand-written insert writes: every concrete field but the primary key."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def insert_parts(obj: Model) -> tuple[list[str], list[str], list[Any]]:
+    """For each of ``insert_fields``: the quoted column, a typed placeholder and the value for
+    inserting ``obj``, prepared as the ORM prepares it (``pre_save``, so ``auto_now`` timestamps are
+    set on ``obj``, then ``get_db_prep_save``). For statements the ORM cannot write, such as an
+    insert combined with updates in one PostgreSQL statement."""
+    fields = insert_fields(type(obj))
+    columns = [quote(str(f.column)) for f in fields]
+    placeholders = [f"%s::{f.cast_db_type(connection)}" for f in fields]
+    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    return columns, placeholders, values
+
+
+def mark_saved(obj: Model, pk: Any) -> None:
+    """``obj`` was inserted by hand with primary key ``pk``: make it an ordinary saved instance."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias

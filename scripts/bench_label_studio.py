@@ -564,7 +564,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             http_result[key] = result.pop(key)
     http_result["invariants"] = invariants
     result["http"] = http_result
+    if args.latencies:
+        _write_latencies(
+            args.latencies, "Label Studio 1.23", http_result, run_["next_lat"], run_["submit_lat"]
+        )
     return result
+
+
+def _write_latencies(
+    path: str, system: str, http_result: dict[str, Any], next_lat: list[float], submit_lat: list[float]
+) -> None:
+    """Every request's latency in ms, for scripts/plot_latencies.py (the same shape bench_queue writes)."""
+    body = {
+        "system": system,
+        "judgments_per_second": http_result["judgments_per_second"],
+        "next_ms": [round(x * 1000, 3) for x in next_lat],
+        "submit_ms": [round(x * 1000, 3) for x in submit_lat],
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(body, f)
 
 
 def main() -> None:
@@ -577,6 +595,9 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=2, help="the project's maximum_annotations")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync worker processes")
     parser.add_argument("--keep", action="store_true", help="keep the database and the data dir")
+    parser.add_argument(
+        "--latencies", help="write every request's latency (JSON) here, for plot_latencies.py"
+    )
     args = parser.parse_args()
     sys.stdout.write(json.dumps(run(args), indent=2) + "\n")
 

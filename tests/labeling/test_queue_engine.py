@@ -251,10 +251,12 @@ def test_claim_and_submit_query_counts(django_assert_max_num_queries):
     first = Assignment.objects.get(rater=a)
     judgment_submit(assignment=first, preference=1)
     # claim: expiry scan, rater lock + membership + held lease (+ synchronous_commit on PostgreSQL),
-    # pick+lock item, claimed+1, insert (+ savepoint statements where the test wraps a transaction)
+    # pick+lock item, claimed+1, insert (+ savepoint statements where the test wraps a transaction);
+    # PostgreSQL does claimed+1 and the insert in one statement
     with django_assert_max_num_queries(7):
         assignment = assignment_claim_next(rater=a, queue=queue)
-    # submit: criteria (the rubric is not frozen yet), assignment status, insert, judged+1, freeze
+    # submit: criteria (the rubric is not frozen yet), assignment status, insert, judged+1, freeze;
+    # PostgreSQL does status, insert and judged+1 in one statement
     with django_assert_max_num_queries(7):
         judgment_submit(assignment=assignment, preference=-1)
 

@@ -80,3 +80,48 @@ def test_token_authentication_rules(api):
     api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     response = api.get("/api/v1/queues/")
     assert response.status_code == 401 and response.json()["detail"] == "User inactive or deleted."
+
+
+def test_claim_and_submit_store_what_they_return():
+    """The lease and the judgment (one statement each on PostgreSQL) are stored as returned."""
+    from labeling.models import Judgment, QueueItem
+    from labeling.services import assignment_claim_next, judgment_submit
+    from tests.factories import CandidateFactory, make_comparison
+
+    rater = RaterFactory()
+    queue = QueueFactory(members=[rater], kind=Queue.Kind.RANKING, overlap=2)
+    prompt = PromptFactory()
+    item = QueueItemFactory(
+        queue=queue, comparison=make_comparison(prompt, CandidateFactory.create_batch(3, prompt=prompt))
+    )
+    lease = assignment_claim_next(rater=rater, queue=queue)
+    _same(lease, Assignment.objects.get(pk=lease.pk))
+    assert sorted(lease.shown_order) == sorted(int(x) for x in item.comparison.candidate_key.split(","))
+    assert QueueItem.objects.get(pk=item.pk).claimed == 1
+
+    judgment, created = judgment_submit(
+        assignment=lease,
+        ranking=[["B"], ["A", "C"]],
+        flags=["unsafe", "unsafe"],
+        active_seconds=4.5,
+        rationale="ü",
+    )
+    assert created
+    _same(judgment, Judgment.objects.get(pk=judgment.pk))
+    assert (
+        judgment.ranking == [["B"], ["A", "C"]]
+        and judgment.preference is None
+        and judgment.flags == ["unsafe"]
+    )
+    assert (
+        judgment.created_at.tzinfo is not None and judgment.assignment.status == Assignment.Status.SUBMITTED
+    )
+    assert Assignment.objects.get(pk=lease.pk).status == Assignment.Status.SUBMITTED
+    stored = QueueItem.objects.get(pk=item.pk)
+    assert (stored.claimed, stored.judged) == (1, 1)
+    # a replay writes nothing and returns the stored judgment
+    again, created = judgment_submit(
+        assignment=Assignment.objects.get(pk=lease.pk), ranking=[["A"], ["B", "C"]]
+    )
+    assert not created and again.pk == judgment.pk and again.ranking == [["B"], ["A", "C"]]
+    assert Judgment.objects.count() == 1 and QueueItem.objects.get(pk=item.pk).judged == 1

@@ -107,6 +107,9 @@ class Command(BaseCommand):
         parser.add_argument("--claim-seconds", type=float, default=5.0, help="Per service-level run.")
         parser.add_argument("--skip-http", action="store_true")
         parser.add_argument("--keep", action="store_true", help="Keep the benchmark rows afterwards.")
+        parser.add_argument(
+            "--latencies", help="Write every request's latency (JSON) here, for scripts/plot_latencies.py."
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         result: dict[str, Any] = {
@@ -124,7 +127,7 @@ class Command(BaseCommand):
                 queue, raters = self._setup(tag, opts["raters"], opts["judgments"], opts["overlap"])
                 created.append(queue)
                 result["http"] = self._http(
-                    queue, raters, opts["judgments"], opts["workers"], opts["threads"]
+                    queue, raters, opts["judgments"], opts["workers"], opts["threads"], opts["latencies"]
                 )
                 result["http"]["invariants"] = self._invariants(queue)
             result["service_claim_rate"] = {}
@@ -221,7 +224,13 @@ class Command(BaseCommand):
 
     # -- HTTP -----------------------------------------------------------------------------
     def _http(
-        self, queue: Queue, raters: list[User], budget: int, workers: int, worker_threads: int
+        self,
+        queue: Queue,
+        raters: list[User],
+        budget: int,
+        workers: int,
+        worker_threads: int,
+        latencies_path: str | None = None,
     ) -> dict[str, Any]:
         tokens = [Token.objects.create(user=u).key for u in raters]
         with socket.socket() as s:
@@ -302,6 +311,17 @@ class Command(BaseCommand):
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         done = Assignment.objects.filter(item__queue=queue, status="submitted").count()
+        if latencies_path:
+            Path(latencies_path).write_text(
+                json.dumps(
+                    {
+                        "system": "Preflab",
+                        "judgments_per_second": round(done / elapsed, 1),
+                        "next_ms": [round(x * 1000, 3) for x in next_lat],
+                        "submit_ms": [round(x * 1000, 3) for x in submit_lat],
+                    }
+                )
+            )
         return {
             "gunicorn_workers": workers,
             "gunicorn_threads": worker_threads,
