@@ -78,21 +78,23 @@ def fetch_one(sql: str, params: Sequence[Any], models: Sequence[type[Model]]) ->
     return instances
 
 
+@functools.cache
 def insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
     """The columns a hand-written insert writes: every concrete field but the primary key."""
     return [f for f in model._meta.concrete_fields if not f.primary_key]
 
 
-def insert_parts(obj: Model) -> tuple[list[str], list[str], list[Any]]:
-    """For each of ``insert_fields``: the quoted column, a typed placeholder and the value for
-    inserting ``obj``, prepared as the ORM prepares it (``pre_save``, so ``auto_now`` timestamps are
-    set on ``obj``, then ``get_db_prep_save``). For statements the ORM cannot write, such as an
-    insert combined with updates in one PostgreSQL statement."""
-    fields = insert_fields(type(obj))
-    columns = [quote(str(f.column)) for f in fields]
-    placeholders = [f"%s::{f.cast_db_type(connection)}" for f in fields]
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    return columns, placeholders, values
+def insert_columns(model: type[Model]) -> tuple[list[str], list[str]]:
+    """For each of ``insert_fields``: the quoted column and a placeholder cast to its type. For
+    statements the ORM cannot write, such as an insert combined with updates in one statement."""
+    fields = insert_fields(model)
+    return [quote(str(f.column)) for f in fields], [f"%s::{f.cast_db_type(connection)}" for f in fields]
+
+
+def insert_values(obj: Model) -> list[Any]:
+    """The values of ``insert_fields`` for inserting ``obj``, prepared as the ORM prepares them:
+    ``pre_save`` (so ``auto_now`` timestamps are set on ``obj``), then ``get_db_prep_save``."""
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in insert_fields(type(obj))]
 
 
 def mark_saved(obj: Model, pk: Any) -> None:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark Label Studio's labeling stream the way ``manage.py bench_queue`` benchmarks Preflab.
 
 What it measures: Label Studio (open-source edition) under gunicorn (sync workers) on PostgreSQL
@@ -16,10 +15,11 @@ connection per request), client CPU, and the invariants: tasks with more annotat
 ``maximum_annotations`` (surplus annotations, count and % of all annotations) and a rater who
 annotated the same task twice.
 
-It mirrors ``labeling/management/commands/bench_queue.py`` (same client loop, percentiles and
-/proc accounting) but needs nothing from Preflab: standard library only, Label Studio is driven
-through its own venv (its ``manage.py`` for migrations, user and token setup, and the invariant
-counts) and its REST API (project, import, labeling).
+It mirrors ``labeling/management/commands/bench_queue.py``: the same client loop, and the same
+percentiles and /proc accounting, imported from ``labeling.benchstats`` (standard library only;
+run this script with Preflab's venv python). Label Studio is driven through its own venv (its
+``manage.py`` for migrations, user and token setup, and the invariant counts) and its REST API
+(project, import, labeling).
 
 Install Label Studio in its own venv (never into Preflab's)::
 
@@ -29,9 +29,9 @@ Install Label Studio in its own venv (never into Preflab's)::
 Run (PostgreSQL on 127.0.0.1:5432, user postgres, trust auth; the database is created and
 dropped)::
 
-    python3 scripts/bench_label_studio.py --ls-python /tmp/ls-venv/bin/python \\
+    .venv/bin/python scripts/bench_label_studio.py --ls-python /tmp/ls-venv/bin/python \\
         --database ls_bench --raters 8 --judgments 3000 --overlap 2 --workers 2
-    python3 scripts/bench_label_studio.py --ls-python /tmp/ls-venv/bin/python --sqlite
+    .venv/bin/python scripts/bench_label_studio.py --ls-python /tmp/ls-venv/bin/python --sqlite
 
 Label Studio 1.23 disables legacy ``Authorization: Token`` keys for new organizations; the
 script creates the organization with ``legacy_api_tokens_enabled`` (the same switch as
@@ -58,7 +58,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from labeling import benchstats  # run with Preflab's venv python (see above)
 
 LABEL_CONFIG = (
     '<View><Text name="prompt" value="$prompt"/>'
@@ -130,75 +130,6 @@ print(json.dumps({
     "tasks_fully_annotated": sum(1 for n in per_task if n >= limit),
 }))
 """
-
-
-# -- measurement helpers (same method as bench_queue) -------------------------------------------
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return round(ordered[index] * 1000, 2)
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields is not None:
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-    return total
-
-
-def _reaped_children_cpu_seconds(pid: int) -> float:
-    """cutime + cstime: CPU of the children that ``pid`` has waited for (exited backends)."""
-    fields = _stat_fields(pid)
-    return 0.0 if fields is None else (int(fields[13]) + int(fields[14])) / CLK_TCK
-
-
-def _own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.joinpath("comm").read_text().strip() in {"postgres", "postmaster"}:
-                    pids.append(int(entry.name))
-            except (FileNotFoundError, PermissionError):
-                continue
-    return pids
-
-
-def _postmaster_pids(pg_pids: list[int]) -> list[int]:
-    """The postgres processes whose parent is not a postgres process."""
-    members = set(pg_pids)
-    result = []
-    for pid in pg_pids:
-        fields = _stat_fields(pid)
-        if fields is not None and int(fields[1]) not in members:
-            result.append(pid)
-    return result
 
 
 # -- PostgreSQL and Label Studio plumbing ------------------------------------------------------
@@ -486,17 +417,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for i in range(12):
                 _request(port, "GET", f"/api/projects/{project_id}/", tokens[i % len(tokens)], timeout=60)
 
-            pids = [server.pid, *_children(server.pid)]
-            pg = [] if args.sqlite else _postgres_pids()
-            postmasters = _postmaster_pids(pg)
+            pids = [server.pid, *benchstats.children(server.pid)]
+            pg = [] if args.sqlite else benchstats.postgres_pids()
+            postmasters = benchstats.postmaster_pids(pg)
             xacts0 = {} if args.sqlite else _xacts_by_database()
-            cpu0, pg0, client0 = _cpu_seconds(pids), _cpu_seconds(pg), _own_cpu_seconds()
-            reaped0 = sum(_reaped_children_cpu_seconds(p) for p in postmasters)
+            cpu0, pg0, client0 = (
+                benchstats.cpu_seconds(pids),
+                benchstats.cpu_seconds(pg),
+                benchstats.own_cpu_seconds(),
+            )
+            reaped0 = sum(benchstats.reaped_children_cpu_seconds(p) for p in postmasters)
             run_ = _client_loop(port, project_id, tokens, args.judgments)
-            cpu = _cpu_seconds(pids) - cpu0
-            pg_cpu = _cpu_seconds(pg) - pg0
-            client_cpu = _own_cpu_seconds() - client0
-            reaped = sum(_reaped_children_cpu_seconds(p) for p in postmasters) - reaped0
+            cpu = benchstats.cpu_seconds(pids) - cpu0
+            pg_cpu = benchstats.cpu_seconds(pg) - pg0
+            client_cpu = benchstats.own_cpu_seconds() - client0
+            reaped = sum(benchstats.reaped_children_cpu_seconds(p) for p in postmasters) - reaped0
             xacts1 = {} if args.sqlite else _xacts_by_database()
             result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         finally:
@@ -532,10 +467,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "judgments": done,
         "seconds": round(elapsed, 2),
         "judgments_per_second": round(done / elapsed, 1),
-        "next_ms": {q: _percentile(run_["next_lat"], n) for q, n in (("p50", 50), ("p95", 95), ("p99", 99))},
-        "submit_ms": {
-            q: _percentile(run_["submit_lat"], n) for q, n in (("p50", 50), ("p95", 95), ("p99", 99))
-        },
+        "next_ms": benchstats.percentiles_ms(run_["next_lat"]),
+        "submit_ms": benchstats.percentiles_ms(run_["submit_lat"]),
         "server_cpu_ms_per_judgment": round(cpu * 1000 / max(done, 1), 2),
         "postgres_cpu_ms_per_judgment": round(pg_cpu * 1000 / max(done, 1), 2) if pg else None,
         "postgres_cpu_ms_per_judgment_incl_exited_backends": (
@@ -565,24 +498,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     http_result["invariants"] = invariants
     result["http"] = http_result
     if args.latencies:
-        _write_latencies(
-            args.latencies, "Label Studio 1.23", http_result, run_["next_lat"], run_["submit_lat"]
+        benchstats.write_latencies(
+            args.latencies,
+            system="Label Studio 1.23",
+            judgments_per_second=http_result["judgments_per_second"],
+            next_s=run_["next_lat"],
+            submit_s=run_["submit_lat"],
         )
     return result
-
-
-def _write_latencies(
-    path: str, system: str, http_result: dict[str, Any], next_lat: list[float], submit_lat: list[float]
-) -> None:
-    """Every request's latency in ms, for scripts/plot_latencies.py (the same shape bench_queue writes)."""
-    body = {
-        "system": system,
-        "judgments_per_second": http_result["judgments_per_second"],
-        "next_ms": [round(x * 1000, 3) for x in next_lat],
-        "submit_ms": [round(x * 1000, 3) for x in submit_lat],
-    }
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(body, f)
 
 
 def main() -> None:

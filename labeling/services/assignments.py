@@ -246,9 +246,7 @@ def assignment_claim_next(
 def _lease_sql(vendor: str) -> str:
     item, assignment = rows.table(QueueItem), rows.table(Assignment)
     q = rows.quote
-    columns, placeholders, _ = rows.insert_parts(
-        Assignment(item_id=0, rater_id=0, shown_order=[], expires_at=timezone.now())
-    )
+    columns, placeholders = rows.insert_columns(Assignment)
     return (
         f"WITH bumped AS (UPDATE {item} SET {q('claimed')} = {q('claimed')} + 1 WHERE {q('id')} = %s)"
         f" INSERT INTO {assignment} ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) RETURNING {q('id')}"
@@ -268,9 +266,8 @@ def _lease(*, item: QueueItem, rater: User, queue: Queue, now: datetime) -> Assi
         assignment.save(force_insert=True)
         return assignment
     # PostgreSQL: the slot and the lease in one statement, one round trip instead of two.
-    _, _, values = rows.insert_parts(assignment)
     with connection.cursor() as cursor:
-        cursor.execute(_lease_sql(connection.vendor), [item.pk, *values])
+        cursor.execute(_lease_sql(connection.vendor), [item.pk, *rows.insert_values(assignment)])
         rows.mark_saved(assignment, cursor.fetchone()[0])
     return assignment
 

@@ -194,7 +194,7 @@ _ASSIGNMENT_AT = [f.attname for f in rows.insert_fields(Judgment)].index("assign
 def _live_lease_sql(vendor: str) -> str:
     assignment, item, judgment = (rows.table(m) for m in (Assignment, QueueItem, Judgment))
     q = rows.quote
-    columns, placeholders, _ = rows.insert_parts(Judgment(assignment_id=0, rubric_id=0, preference=0))
+    columns, placeholders = rows.insert_columns(Judgment)
     placeholders[_ASSIGNMENT_AT] = f"moved.{q('id')}"
     return (
         f"WITH moved AS (UPDATE {assignment} SET {q('status')} = %s, {q('updated_at')} = %s"
@@ -210,7 +210,7 @@ def _record_on_live_lease(*, judgment: Judgment, now: datetime) -> bool:
     """PostgreSQL: if the assignment is still leased, mark it submitted, store the judgment and
     count it on its item, in one statement (one round trip instead of three). False, with nothing
     written, when the lease is not live (judged, skipped or expired): the caller sorts that out."""
-    _, _, values = rows.insert_parts(judgment)
+    values = rows.insert_values(judgment)
     del values[_ASSIGNMENT_AT]
     params = [Assignment.Status.SUBMITTED, now, judgment.assignment_id, Assignment.Status.LEASED, *values]
     with connection.cursor() as cursor:

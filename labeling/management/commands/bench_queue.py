@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -31,61 +30,10 @@ from django.db.models import Count, Q
 from rest_framework.authtoken.models import Token
 
 from comparisons.models import Candidate, Comparison, ComparisonCandidate, Prompt, messages_hash
+from labeling import benchstats
 from labeling.models import Assignment, Queue, QueueItem, Rubric, User
 from labeling.services import assignment_claim_next, judgment_submit
 from model_runner.models import Generator
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return round(ordered[index] * 1000, 2)
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-    return total
-
-
-def _own_cpu_seconds() -> float:
-    """CPU time of this process (all its threads): the simulated raters' share of the machine."""
-    times = os.times()
-    return times.user + times.system
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int(entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
-                continue
-            if ppid == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.joinpath("comm").read_text().strip() in {"postgres", "postmaster"}:
-                    pids.append(int(entry.name))
-            except (FileNotFoundError, PermissionError):
-                continue
-    return pids
 
 
 class Command(BaseCommand):
@@ -251,9 +199,13 @@ class Command(BaseCommand):
         try:
             self._wait_port(port)
             self._warm(port, tokens[0], queue)
-            pids = [server.pid, *_children(server.pid)]
-            pg = _postgres_pids()
-            cpu0, pg0, client0 = _cpu_seconds(pids), _cpu_seconds(pg), _own_cpu_seconds()
+            pids = [server.pid, *benchstats.children(server.pid)]
+            pg = benchstats.postgres_pids()
+            cpu0, pg0, client0 = (
+                benchstats.cpu_seconds(pids),
+                benchstats.cpu_seconds(pg),
+                benchstats.own_cpu_seconds(),
+            )
             next_lat: list[float] = []
             submit_lat: list[float] = []
             counter: dict[str, Any] = {"judgments": 0, "errors": 0, "statuses": Counter()}
@@ -304,23 +256,20 @@ class Command(BaseCommand):
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - started
-            cpu = _cpu_seconds(pids) - cpu0
-            pg_cpu = _cpu_seconds(pg) - pg0
-            client_cpu = _own_cpu_seconds() - client0
+            cpu = benchstats.cpu_seconds(pids) - cpu0
+            pg_cpu = benchstats.cpu_seconds(pg) - pg0
+            client_cpu = benchstats.own_cpu_seconds() - client0
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         done = Assignment.objects.filter(item__queue=queue, status="submitted").count()
         if latencies_path:
-            Path(latencies_path).write_text(
-                json.dumps(
-                    {
-                        "system": "Preflab",
-                        "judgments_per_second": round(done / elapsed, 1),
-                        "next_ms": [round(x * 1000, 3) for x in next_lat],
-                        "submit_ms": [round(x * 1000, 3) for x in submit_lat],
-                    }
-                )
+            benchstats.write_latencies(
+                latencies_path,
+                system="Preflab",
+                judgments_per_second=round(done / elapsed, 1),
+                next_s=next_lat,
+                submit_s=submit_lat,
             )
         return {
             "gunicorn_workers": workers,
@@ -328,16 +277,8 @@ class Command(BaseCommand):
             "judgments": done,
             "seconds": round(elapsed, 2),
             "judgments_per_second": round(done / elapsed, 1),
-            "next_ms": {
-                "p50": _percentile(next_lat, 50),
-                "p95": _percentile(next_lat, 95),
-                "p99": _percentile(next_lat, 99),
-            },
-            "submit_ms": {
-                "p50": _percentile(submit_lat, 50),
-                "p95": _percentile(submit_lat, 95),
-                "p99": _percentile(submit_lat, 99),
-            },
+            "next_ms": benchstats.percentiles_ms(next_lat),
+            "submit_ms": benchstats.percentiles_ms(submit_lat),
             "server_cpu_ms_per_judgment": round(cpu * 1000 / max(done, 1), 2),
             "postgres_cpu_ms_per_judgment": round(pg_cpu * 1000 / max(done, 1), 2) if pg else None,
             "client_cpu_ms_per_judgment": round(client_cpu * 1000 / max(done, 1), 2),

@@ -1,0 +1,110 @@
+"""What the queue benchmarks measure, one method for both: ``manage.py bench_queue`` (Preflab) and
+``scripts/bench_label_studio.py`` (Label Studio, driven the same way). Standard library only.
+
+CPU is read from ``/proc/<pid>/stat`` (utime + stime of the server's processes and of the
+PostgreSQL processes), latency percentiles are nearest-rank in milliseconds, and every request's
+latency can be written out for ``scripts/plot_latencies.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def percentile_ms(seconds: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of latencies given in seconds, in ms; 0 when empty."""
+    if not seconds:
+        return 0.0
+    ordered = sorted(seconds)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index] * 1000, 2)
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile_ms(seconds, 50),
+        "p95": percentile_ms(seconds, 95),
+        "p99": percentile_ms(seconds, 99),
+    }
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (None once the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+        return None
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (those still alive)."""
+    total = 0.0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def reaped_children_cpu_seconds(pid: int) -> float:
+    """cutime + cstime: CPU of the children that ``pid`` has waited for (e.g. exited backends)."""
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else (int(fields[13]) + int(fields[14])) / CLK_TCK
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process (all its threads): the simulated raters' share of the machine."""
+    times = os.times()
+    return times.user + times.system
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (gunicorn's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on this machine (postmaster, backends, background workers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.joinpath("comm").read_text().strip() in {"postgres", "postmaster"}:
+                    pids.append(int(entry.name))
+            except (FileNotFoundError, PermissionError):
+                continue
+    return pids
+
+
+def postmaster_pids(pg_pids: list[int]) -> list[int]:
+    """The PostgreSQL processes whose parent is not a PostgreSQL process."""
+    members = set(pg_pids)
+    result = []
+    for pid in pg_pids:
+        fields = _stat_fields(pid)
+        if fields is not None and int(fields[1]) not in members:
+            result.append(pid)
+    return result
+
+
+def write_latencies(
+    path: str | Path, *, system: str, judgments_per_second: float, next_s: list[float], submit_s: list[float]
+) -> None:
+    """Every request's latency in ms, the file ``scripts/plot_latencies.py`` draws."""
+    body = {
+        "system": system,
+        "judgments_per_second": judgments_per_second,
+        "next_ms": [round(x * 1000, 3) for x in next_s],
+        "submit_ms": [round(x * 1000, 3) for x in submit_s],
+    }
+    Path(path).write_text(json.dumps(body), encoding="utf-8")
