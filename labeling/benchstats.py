@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -95,6 +100,39 @@ def postmaster_pids(pg_pids: list[int]) -> list[int]:
         if fields is not None and int(fields[1]) not in members:
             result.append(pid)
     return result
+
+
+def run_raters(loops: list[Callable[[], None]]) -> float:
+    """Run each simulated rater's loop in its own thread, all at once; the wall seconds taken."""
+    threads = [threading.Thread(target=loop) for loop in loops]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for the server under test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_server(port: int, server: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    """Wait until the server accepts connections; fail early if its process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the server did not start")
 
 
 def write_latencies(

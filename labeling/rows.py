@@ -62,6 +62,11 @@ def _attnames(model: type[Model]) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields]
 
 
+def is_bigint(value: int) -> bool:
+    """Can ``value`` be a primary key? (A larger one from a URL would make the database raise.)"""
+    return -(2**63) <= value < 2**63
+
+
 def fetch_one(sql: str, params: Sequence[Any], models: Sequence[type[Model]]) -> list[Any] | None:
     """Run ``sql`` (whose select list is ``select_list(*models)``) and hydrate its first row:
     one instance per model, in order, or None when there is no row. The caller wires relations."""

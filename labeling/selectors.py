@@ -49,7 +49,7 @@ def _queue_sql(vendor: str) -> str:
 
 def queue_get(*, queue_id: int) -> Queue | None:
     """A queue with its rubric (one join: every claim starts here), or None."""
-    if not -(2**63) <= queue_id < 2**63:
+    if not rows.is_bigint(queue_id):
         return None
     found = rows.fetch_one(_queue_sql(connection.vendor), [queue_id], (Queue, Rubric))
     if found is None:
@@ -65,7 +65,7 @@ def assignment_get_for_rater(*, rater: User, assignment_id: int) -> Assignment:
         pk = int(assignment_id)
     except (ValueError, TypeError):
         raise Http404("No such assignment.")
-    if not -(2**63) <= pk < 2**63:
+    if not rows.is_bigint(pk):
         raise Http404("No such assignment.")
     found = rows.fetch_one(_assignment_for_rater_sql(connection.vendor), [pk, rater.pk], _FOR_RATER)
     if found is None:

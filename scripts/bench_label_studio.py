@@ -43,12 +43,12 @@ analytics) are switched off through Label Studio's environment variables.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -234,26 +234,6 @@ def _request(
         return response.status, raw[:500].decode(errors="replace")
 
 
-def _wait_port(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("gunicorn exited during start-up")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not start")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _make_tasks(n_tasks: int) -> list[dict[str, str]]:
     return [
         {
@@ -351,13 +331,7 @@ def _client_loop(port: int, project_id: int, tokens: list[str], budget: int) -> 
                     counter["statuses"][f"submit {response.status}"] += 1
                     counter["samples"].append(submit_body[:300].decode(errors="replace"))
 
-    threads = [threading.Thread(target=rater_loop, args=(i, t)) for i, t in enumerate(tokens)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = benchstats.run_raters([functools.partial(rater_loop, i, t) for i, t in enumerate(tokens)])
     return {
         "seconds": elapsed,
         "next_lat": next_lat,
@@ -401,7 +375,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["legacy_api_tokens_enabled"] = users["legacy_api_tokens_enabled"]
             tokens: list[str] = users["raters"]
 
-            port = _free_port()
+            port = benchstats.free_port()
             log = open(os.path.join(data_dir, "gunicorn.log"), "wb")  # closed in the finally below
             server = subprocess.Popen(
                 [args.ls_python, "-m", "gunicorn", "core.wsgi:application", "--pythonpath", ls_path,
@@ -409,7 +383,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "--keep-alive", "30", "--threads", "1", "--timeout", "120"],
                 env=env, cwd=ls_path, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-            _wait_port(port, server)
+            benchstats.wait_for_server(port, server)
             n_tasks = args.judgments // args.overlap + 2 * args.raters
             project_id = _setup_project(port, users["admin"], args.overlap, n_tasks)
             result["tasks"] = n_tasks

@@ -10,12 +10,12 @@ service-level claim rate (no HTTP) with 1, 4 and 8 concurrent claimers.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -181,9 +181,7 @@ class Command(BaseCommand):
         latencies_path: str | None = None,
     ) -> dict[str, Any]:
         tokens = [Token.objects.create(user=u).key for u in raters]
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = benchstats.free_port()
         env = {
             **os.environ,
             "DJANGO_DEBUG": "0",
@@ -197,7 +195,7 @@ class Command(BaseCommand):
             env=env, start_new_session=True,
         )  # fmt: skip
         try:
-            self._wait_port(port)
+            benchstats.wait_for_server(port, server, timeout=60)
             self._warm(port, tokens[0], queue)
             pids = [server.pid, *benchstats.children(server.pid)]
             pg = benchstats.postgres_pids()
@@ -249,13 +247,7 @@ class Command(BaseCommand):
                             counter["errors"] += 1
                             counter["statuses"][response.status] += 1
 
-            threads = [threading.Thread(target=rater_loop, args=(t,)) for t in tokens]
-            started = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - started
+            elapsed = benchstats.run_raters([functools.partial(rater_loop, t) for t in tokens])
             cpu = benchstats.cpu_seconds(pids) - cpu0
             pg_cpu = benchstats.cpu_seconds(pg) - pg0
             client_cpu = benchstats.own_cpu_seconds() - client0
@@ -285,16 +277,6 @@ class Command(BaseCommand):
             "errors": counter["errors"],
             "error_statuses": dict(counter["statuses"]),
         }
-
-    def _wait_port(self, port: int) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
 
     def _warm(self, port: int, token: str, queue: Queue) -> None:
         # Touch every worker once so imports and connections are not in the timings.
