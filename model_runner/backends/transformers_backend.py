@@ -293,8 +293,7 @@ class TransformersBackend:
         elif self.fast_sampler:
             # Each prompt repeated K times, as num_return_sequences does (transformers refuses that
             # flag without do_sample); the sampler processor draws, greedy decoding takes its pick.
-            static = self.compile and loaded.device.startswith("cuda")
-            if num_samples > 1 and width > 1 and not static:
+            if num_samples > 1 and width > 1 and not self._static_cache():
                 kwargs["cache"] = self._shared_prefill(input_ids, attention, num_samples)
             input_ids = input_ids.repeat_interleave(num_samples, dim=0)
             attention = attention.repeat_interleave(num_samples, dim=0)
@@ -316,9 +315,7 @@ class TransformersBackend:
         stops: list[str] = list(sampling.get("stop") or [])
         if stops:
             kwargs.update(stop_strings=stops, tokenizer=loaded.tokenizer)
-        if self.compile and loaded.device.startswith("cuda"):
-            # A static KV cache: no reallocation per step, and transformers compiles the decoding
-            # step with torch.compile (each new batch shape compiles once per process).
+        if self._static_cache():
             kwargs["cache_implementation"] = "static"
 
         torch.manual_seed(seed)
@@ -341,6 +338,13 @@ class TransformersBackend:
             ]
             outcomes.append(PromptOutcome(request.prompt_id, samples=samples))
         return outcomes
+
+    def _static_cache(self) -> bool:
+        """A static KV cache on CUDA (unless ``options.compile`` is off): no reallocation per step,
+        and transformers compiles the decoding step with torch.compile (each new batch shape
+        compiles once per process). The shared prefill is skipped then: its dynamic cache would
+        replace the static one."""
+        return self.compile and self.loaded.device.startswith("cuda")
 
     def _shared_prefill(self, input_ids: torch.Tensor, attention: torch.Tensor, num_samples: int) -> Any:
         """The prompts' KV cache (all but their last token), computed once and repeated K times.
