@@ -211,6 +211,11 @@ class TransformersBackend:
                     if not is_out_of_memory(exc):
                         raise
                     self._after_oom(batch, num_samples, exc)
+                    outcomes = None
+                if outcomes is None:
+                    # Out here the failed attempt's frames, and the tensors they held, are gone.
+                    if self.loaded.device.startswith("cuda"):
+                        torch.cuda.empty_cache()
                     continue  # the same prompts again, in a batch half the size
                 pending = rest
                 yield outcomes
@@ -249,8 +254,6 @@ class TransformersBackend:
         self, batch: list[tuple[GenerationRequest, list[int]]], num_samples: int, exc: BaseException
     ) -> None:
         """Halve the batch after an out-of-memory error; one prompt that does not fit fails the batch."""
-        if self.loaded.device.startswith("cuda"):
-            torch.cuda.empty_cache()
         if len(batch) <= 1:
             raise BackendError(
                 f"generator {self.name!r}: out of memory generating {num_samples} sample(s) of one prompt "

@@ -53,7 +53,7 @@ def test_bench_generation_prints_both_rates_and_their_ratio():
 @pytest.mark.gpu
 @pytest.mark.model
 @pytest.mark.django_db
-def test_on_cuda_the_runner_uses_bf16_sdpa_and_a_static_cache():
+def test_on_cuda_the_runner_uses_bf16_sdpa_and_a_static_cache(monkeypatch):
     from model_runner.backends import transformers_backend as tb
 
     generator = services.generator_get_bundled()
@@ -61,6 +61,15 @@ def test_on_cuda_the_runner_uses_bf16_sdpa_and_a_static_cache():
     assert backend.loaded.device.startswith("cuda")
     assert backend.loaded.model.dtype == tb.torch.bfloat16
     assert backend.loaded.model.config._attn_implementation == "sdpa"
+    model = backend.loaded.model  # the worker's copy: the task below generates with it
+    calls: list[dict] = []
+    real_generate = model.generate
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
     prompts = PromptFactory.create_batch(2)
     job = services.generation_job_create(
         prompts=prompts,
@@ -73,6 +82,7 @@ def test_on_cuda_the_runner_uses_bf16_sdpa_and_a_static_cache():
     job.refresh_from_db()
     assert job.status == GenerationJob.Status.SUCCEEDED, job.errors
     assert Candidate.objects.filter(job=job).count() == 4
+    assert calls and all(kw.get("cache_implementation") == "static" for kw in calls)
 
 
 @gpu
@@ -90,18 +100,29 @@ def test_on_cuda_the_batch_size_comes_from_free_memory_and_an_oversized_batch_st
     assert backend._gpu_batch_tokens() > 64 * 1024  # a 135M model leaves room for many sequences
     saved = backend.loaded.batch_tokens
     try:
-        # Claim that any batch fits: a real CUDA OOM (if this GPU has less memory than the
-        # batch needs) must be caught, the batch halved and retried until every prompt is answered.
+        # Claim that any batch fits: 64 prompts of ~7,000 tokens x 16 samples need ~165 GB of KV cache,
+        # more than an H100 or H200 has, so the first batch meets a real CUDA out-of-memory error. It
+        # must be caught, the batch halved and retried until every prompt is answered.
         backend.loaded.batch_tokens = 1 << 40
-        text = "word " * 1500
+        text = "word " * 7000
         requests = [
             GenerationRequest(prompt_id=i, messages=[{"role": "user", "content": text}], num_samples=16)
             for i in range(64)
         ]
+        prompt_tokens = len(backend._prompt_ids(requests[0].messages))
+        assert prompt_tokens < backend.context_length
+        model = backend.loaded.model
+        need = 64 * 16 * (prompt_tokens + 1) * tb.kv_bytes_per_token(model.config, model.dtype)
+        _free, total = tb.torch.cuda.mem_get_info(tb.torch.device(backend.loaded.device))
         sampling = sampling_merge({"max_new_tokens": 1})
         outcomes = [
             o for chunk in backend.generate(requests, sampling=sampling, batch_size=64) for o in chunk
         ]
         assert len(outcomes) == 64 and all(o.error is None and len(o.samples) == 16 for o in outcomes)
+        if need > total:
+            assert backend.oom_halvings >= 1
+            assert backend.loaded.batch_tokens < 64 * 16 * (
+                prompt_tokens + 1
+            )  # the budget that fitted is kept
     finally:
         backend.loaded.batch_tokens = saved
