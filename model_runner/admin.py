@@ -1,16 +1,55 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from labeling.apis_common import ApplicationError
 from model_runner import services
+from model_runner.backends.base import SamplingError, sampling_validate
+from model_runner.backends.options import OptionsError, options_validate
 from model_runner.models import GenerationJob, Generator
+
+
+class GeneratorAdminForm(forms.ModelForm):
+    """Sampling defaults and backend options get the same checks as in the API."""
+
+    class Meta:
+        model = Generator
+        fields = [
+            "name",
+            "backend",
+            "model_path",
+            "gguf_file",
+            "model_name",
+            "api_key_env",
+            "chat_template",
+            "system_prompt",
+            "sampling",
+            "options",
+            "is_active",
+        ]
+
+    def clean_sampling(self) -> dict[str, Any]:
+        try:
+            return sampling_validate(self.cleaned_data.get("sampling"))
+        except SamplingError as exc:
+            raise forms.ValidationError(f"sampling.{exc}") from exc
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "options" in cleaned and "backend" in cleaned:
+            try:
+                cleaned["options"] = options_validate(cleaned["backend"], cleaned["options"])
+            except OptionsError as exc:
+                self.add_error("options", str(exc))
+        return cleaned
 
 
 @admin.register(Generator)
 class GeneratorAdmin(admin.ModelAdmin):
+    form = GeneratorAdminForm
     list_display = ["name", "backend", "model_path", "is_active", "created_at"]
     list_filter = ["backend", "is_active"]
     search_fields = ["name", "model_path", "model_name"]

@@ -41,6 +41,7 @@ from model_runner.backends.base import (
     SampleResult,
     batch_seed,
 )
+from model_runner.backends.options import OptionsError, options_validate
 
 if TYPE_CHECKING:
     from model_runner.models import Generator
@@ -101,7 +102,10 @@ def backend_for_generator(generator: Generator) -> OpenAIBackend:
                 f"generator {name!r}: the environment variable {generator.api_key_env!r} (api_key_env) "
                 "is not set in the worker"
             )
-    options = generator.options or {}
+    try:
+        options = options_validate(generator.backend, generator.options)
+    except OptionsError as exc:
+        raise ModelLoadError(f"generator {name!r}: {exc}") from exc
     headers = options.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ModelLoadError("options.headers: must be an object of header names to values")

@@ -33,7 +33,7 @@ from model_runner.backends.base import (
 )
 
 # First: it sets the environment (offline hub, passive OpenMP waiting) that torch reads when it loads.
-from model_runner.backends.transformers_loading import LoadedModel, load_model
+from model_runner.backends.transformers_loading import LoadedModel, generator_options, load_model
 
 if TYPE_CHECKING:
     from model_runner.models import Generator
@@ -54,7 +54,7 @@ GPU_BATCH_SEQUENCES_MAX = 1024
 
 
 def backend_for_generator(generator: Generator) -> TransformersBackend:
-    options = generator.options or {}
+    options = generator_options(generator)
     context = options.get("context_length")
     max_seqs = options.get("max_batch_sequences")
     return TransformersBackend(
@@ -65,6 +65,7 @@ def backend_for_generator(generator: Generator) -> TransformersBackend:
         context_length=int(context) if context else None,
         max_batch_sequences=int(max_seqs) if max_seqs else None,
         compile=bool(options.get("compile", True)),
+        fast_sampler=bool(options.get("fast_sampler", True)),
     )
 
 

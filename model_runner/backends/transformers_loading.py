@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from model_runner.backends.base import ModelLoadError
+from model_runner.backends.options import OptionsError, options_validate
 
 if TYPE_CHECKING:
     from model_runner.models import Generator
@@ -233,23 +234,49 @@ def _set_threads(options: Mapping[str, Any]) -> None:
         torch.set_num_threads(int(threads))
 
 
-def _device_and_dtype(options: Mapping[str, Any]) -> tuple[str, torch.dtype]:
-    device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype_name = options.get("dtype")
-    if dtype_name:
-        if dtype_name not in _DTYPES:
-            raise ModelLoadError(
-                f"options.dtype: unknown dtype {dtype_name!r} (use one of {', '.join(_DTYPES)})"
-            )
-        return device, _DTYPES[dtype_name]
-    # bf16 halves memory and is fast on GPUs; CPUs get fp32 (bf16 matmuls are slow or missing there).
-    return device, (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+def generator_options(generator: Generator) -> dict[str, Any]:
+    """The generator's options, checked again here: rows saved before a rule existed get its message."""
+    try:
+        return options_validate(str(generator.backend), generator.options)
+    except OptionsError as exc:
+        raise ModelLoadError(f"generator {generator.name!r}: {exc}") from exc
+
+
+def _device_available(device: str) -> str | None:
+    """Why this worker cannot use ``device``, or None if it can."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return f"torch {torch.__version__} sees no CUDA device on this worker"
+        if index and int(index) >= torch.cuda.device_count():
+            return f"this worker has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        return "this worker has no MPS device"
+    elif kind == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        return "this worker has no XPU device"
+    return None
+
+
+def _device_and_dtype(options: Mapping[str, Any], name: str) -> tuple[str, torch.dtype]:
+    """``device`` and ``dtype`` from checked options; ``auto`` (or nothing) = CUDA when present, and
+    bf16 there (it halves memory and is fast on GPUs), fp32 elsewhere (bf16 matmuls are slow or
+    missing on many CPUs)."""
+    device = str(options.get("device") or "auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    problem = _device_available(device)
+    if problem:
+        raise ModelLoadError(f"generator {name!r}: options.device: {device!r} cannot be used: {problem}")
+    dtype_name = str(options.get("dtype") or "auto")
+    if dtype_name == "auto":
+        return device, (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    return device, _DTYPES[dtype_name]
 
 
 def load_model(generator: Generator) -> LoadedModel:
     """Load (once per process) the model behind a generator; raises ``ModelLoadError``."""
-    options = generator.options or {}
-    device, dtype = _device_and_dtype(options)
+    options = generator_options(generator)
+    device, dtype = _device_and_dtype(options, generator.name)
     _set_threads(options)
     with _load_lock:
         folder, revision = _resolve_source(generator)

@@ -6,6 +6,7 @@ from typing import Any
 
 from labeling.apis_common import ApplicationError, Conflict
 from model_runner.backends.base import SamplingError, sampling_validate
+from model_runner.backends.options import OptionsError, options_validate
 from model_runner.models import Generator
 
 BUNDLED_GENERATOR_NAME = "smollm2-135m-instruct"
@@ -51,6 +52,10 @@ def generator_create(
         clean_sampling = sampling_validate(sampling)
     except SamplingError as exc:
         raise ApplicationError(f"sampling.{exc}", field="sampling")
+    try:
+        clean_options = options_validate(backend, options)
+    except OptionsError as exc:
+        raise ApplicationError(str(exc), field="options")
     if Generator.objects.filter(name=name).exists():
         raise Conflict(f"name: a generator named {name!r} already exists", field="name")
     return Generator.objects.create(
@@ -63,5 +68,5 @@ def generator_create(
         chat_template=chat_template,
         system_prompt=system_prompt,
         sampling=clean_sampling,
-        options=options or {},
+        options=clean_options,
     )

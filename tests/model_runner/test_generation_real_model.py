@@ -170,3 +170,43 @@ def test_a_missing_model_fails_the_job_with_a_readable_error(model_path, gguf_fi
     assert error["error"].startswith(f"generator 'missing': {message}")
     assert job.finished_at is not None
     assert not Candidate.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"device": "cuda:7"}, "options.device: 'cuda:7' cannot be used: "),
+        ({"device": "gpu"}, "options.device: must be auto, cpu, cuda, cuda:N, mps or xpu; got 'gpu'"),
+        ({"dtype": "int4"}, "options.dtype: must be one of auto, float32"),
+        ({"threads": "two"}, "options.threads: must be a whole number, got 'two'"),
+        ({"batchsize": 4}, "options.batchsize: unknown option (known: attn_implementation, batch_size,"),
+    ],
+)
+def test_options_the_worker_cannot_use_fail_the_job_readably(options, message):
+    """Rows written before a rule existed (or a device this worker lacks) fail at load, not with a trace."""
+    generator = GeneratorFactory.create(name="odd", backend=Generator.Backend.BUNDLED, options=options)
+    prompt = PromptFactory.create()
+    job = services.generation_job_create(prompts=[prompt], generators=[generator], enqueue=False)
+
+    assert services.generation_batch_run(job=job, generator=generator, prompt_ids=[prompt.pk]) == 0
+
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.FAILED
+    (error,) = job.errors
+    assert error["error"].startswith(f"generator 'odd': {message}"), error["error"]
+
+
+@pytest.mark.model
+def test_auto_device_and_dtype_are_what_no_option_means():
+    from model_runner.backends import transformers_backend as tb
+
+    generator = GeneratorFactory.create(
+        name="smol-auto",
+        backend=Generator.Backend.BUNDLED,
+        options={"device": "auto", "dtype": "auto", "fast_sampler": False},
+    )
+    backend = tb.backend_for_generator(generator)
+    expected = "cuda" if tb.torch.cuda.is_available() else "cpu"
+    assert backend.loaded.device == expected
+    assert backend.loaded.model.dtype == (tb.torch.bfloat16 if expected == "cuda" else tb.torch.float32)
+    assert backend.fast_sampler is False  # the option reaches the backend
