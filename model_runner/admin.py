@@ -17,19 +17,7 @@ class GeneratorAdminForm(forms.ModelForm):
 
     class Meta:
         model = Generator
-        fields = [
-            "name",
-            "backend",
-            "model_path",
-            "gguf_file",
-            "model_name",
-            "api_key_env",
-            "chat_template",
-            "system_prompt",
-            "sampling",
-            "options",
-            "is_active",
-        ]
+        fields = Generator.CONFIG_FIELDS
 
     def clean_sampling(self) -> dict[str, Any]:
         try:

@@ -167,21 +167,7 @@ class GeneratorOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Generator
-        fields = [
-            "id",
-            "name",
-            "backend",
-            "model_path",
-            "gguf_file",
-            "model_name",
-            "api_key_env",
-            "chat_template",
-            "system_prompt",
-            "sampling",
-            "options",
-            "is_active",
-            "created_at",
-        ]
+        fields = ["id", *Generator.CONFIG_FIELDS, "created_at"]
 
 
 class GeneratorListCreateApi(APIView):

@@ -38,6 +38,21 @@ class Generator(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    #: What an admin configures (the API shows these; the Django admin edits them).
+    CONFIG_FIELDS = (
+        "name",
+        "backend",
+        "model_path",
+        "gguf_file",
+        "model_name",
+        "api_key_env",
+        "chat_template",
+        "system_prompt",
+        "sampling",
+        "options",
+        "is_active",
+    )
+
     class Meta:
         ordering = ["name"]
 

@@ -158,6 +158,13 @@ def test_a_missing_model_fails_the_job_with_a_readable_error(model_path, gguf_fi
     generator = GeneratorFactory.create(
         name="missing", backend=Generator.Backend.TRANSFORMERS, model_path=model_path, gguf_file=gguf_file
     )
+    error = _failed_job_error(generator)
+    assert (error["generator"], error["generator_id"]) == ("missing", generator.pk)
+    assert error["error"].startswith(f"generator 'missing': {message}")
+
+
+def _failed_job_error(generator: Generator) -> dict:
+    """Run a one-prompt job with ``generator``; it must fail, write nothing, and return its one error."""
     prompt = PromptFactory.create()
     job = services.generation_job_create(prompts=[prompt], generators=[generator], enqueue=False)
 
@@ -165,11 +172,10 @@ def test_a_missing_model_fails_the_job_with_a_readable_error(model_path, gguf_fi
 
     job.refresh_from_db()
     assert job.status == GenerationJob.Status.FAILED
-    (error,) = job.errors
-    assert (error["generator"], error["generator_id"]) == ("missing", generator.pk)
-    assert error["error"].startswith(f"generator 'missing': {message}")
     assert job.finished_at is not None
     assert not Candidate.objects.exists()
+    (error,) = job.errors
+    return error
 
 
 @pytest.mark.parametrize(
@@ -185,14 +191,7 @@ def test_a_missing_model_fails_the_job_with_a_readable_error(model_path, gguf_fi
 def test_options_the_worker_cannot_use_fail_the_job_readably(options, message):
     """Rows written before a rule existed (or a device this worker lacks) fail at load, not with a trace."""
     generator = GeneratorFactory.create(name="odd", backend=Generator.Backend.BUNDLED, options=options)
-    prompt = PromptFactory.create()
-    job = services.generation_job_create(prompts=[prompt], generators=[generator], enqueue=False)
-
-    assert services.generation_batch_run(job=job, generator=generator, prompt_ids=[prompt.pk]) == 0
-
-    job.refresh_from_db()
-    assert job.status == GenerationJob.Status.FAILED
-    (error,) = job.errors
+    error = _failed_job_error(generator)
     assert error["error"].startswith(f"generator 'odd': {message}"), error["error"]
 
 
