@@ -40,6 +40,8 @@ def test_bench_generation_prints_both_rates_and_their_ratio():
     assert result["settings"]["prompts"] == 3 and result["settings"]["samples"] == 2
     assert result["naive"]["sequences"] == 2
     assert result["runner"]["sequences"] == 6 and result["runner"]["model_batches"] >= 1
+    shapes = result["runner"]["batch_shapes"]
+    assert sum(s["sequences"] for s in shapes) == 6 and all(s["prompt_width"] > 0 for s in shapes)
     assert result["naive"]["tokens_per_second"] > 0 and result["runner"]["tokens_per_second"] > 0
     assert result["speedup"] == pytest.approx(
         result["runner"]["tokens_per_second"] / result["naive"]["tokens_per_second"], rel=0.05

@@ -124,6 +124,17 @@ def test_the_bandwidth_fraction_compares_weight_reads_with_the_gpus_peak():
     assert report["fraction_of_ceiling"] == pytest.approx(0.258, abs=0.001)
     assert report["ceiling_steps_per_s"] == pytest.approx(12407.4, abs=0.1)
     assert report["steps_per_s"] == 3200.0
+    assert report["fraction_with_kv_cache"] == report["fraction_of_ceiling"]  # no KV bytes given
+    # The same run reading 780 MB of KV cache per step as well: 1,050 MB a step, 3.36 TB/s, the whole peak.
+    with_kv = bandwidth_report(
+        weight_bytes=270_000_000,
+        decode_steps=640,
+        seconds=0.2,
+        gpu_name="NVIDIA H100 80GB HBM3",
+        kv_bytes_read=640 * 780_000_000,
+    )
+    assert with_kv["fraction_of_ceiling"] == report["fraction_of_ceiling"]
+    assert with_kv["fraction_with_kv_cache"] == pytest.approx(1.003, abs=0.001)
     assert (
         bandwidth_report(weight_bytes=1, decode_steps=1, seconds=1, gpu_name="NVIDIA H100 PCIe")[
             "peak_bandwidth_bytes_per_s"

@@ -44,11 +44,16 @@ TOPICS = [
 
 
 def bandwidth_report(
-    *, weight_bytes: int, decode_steps: int, seconds: float, gpu_name: str
+    *, weight_bytes: int, decode_steps: int, seconds: float, gpu_name: str, kv_bytes_read: int = 0
 ) -> dict[str, Any]:
     """How close decoding came to the memory-bandwidth ceiling: each decode step reads every weight
-    once, so the ceiling is ``peak_bandwidth / weight_bytes`` steps per second, whatever the batch."""
+    once, so the ceiling is ``peak_bandwidth / weight_bytes`` steps per second, whatever the batch.
+
+    With many sequences a step also reads their KV cache (``kv_bytes_read``, over the whole run):
+    ``fraction_with_kv_cache`` counts those bytes too, which is what the memory actually moved.
+    """
     bandwidth = next((bw for key, bw in GPU_BANDWIDTH.items() if key in gpu_name), None)
+    moved = weight_bytes * decode_steps + kv_bytes_read
     return {
         "formula": "fraction = (weight_bytes * decode_steps / seconds) / peak_bandwidth",
         "weight_bytes": weight_bytes,
@@ -59,6 +64,8 @@ def bandwidth_report(
         "fraction_of_ceiling": round(weight_bytes * decode_steps / seconds / bandwidth, 3)
         if bandwidth
         else None,
+        "kv_cache_bytes_read": kv_bytes_read,
+        "fraction_with_kv_cache": round(moved / seconds / bandwidth, 3) if bandwidth else None,
     }
 
 
@@ -219,6 +226,15 @@ class Command(BaseCommand):
                 pass
             sync()
             runner["warmup_seconds"] = round(time.monotonic() - started, 2)
+        # The shape of each model batch: (sequences, padded prompt width).
+        shapes: list[tuple[int, int]] = []
+        run_batch = backend._run_batch
+
+        def recorded(batch: list[tuple[GenerationRequest, list[int]]], sampling: Any) -> Any:
+            shapes.append((len(batch) * batch[0][0].num_samples, max(len(ids) for _, ids in batch)))
+            return run_batch(batch, sampling)
+
+        backend._run_batch = recorded  # type: ignore[method-assign]
         tokens = 0
         batches = 0
         started = time.monotonic()
@@ -233,6 +249,7 @@ class Command(BaseCommand):
             {
                 "sequences": n * k,
                 "model_batches": batches,
+                "batch_shapes": [{"sequences": s, "prompt_width": w} for s, w in shapes],
                 "batch_token_budget": loaded.batch_tokens,
                 "oom_halvings": backend.oom_halvings,
                 "completion_tokens": tokens,
@@ -248,10 +265,16 @@ class Command(BaseCommand):
             weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
             # Decode steps: one per new token per model batch (an upper bound: a batch stops early
             # once every sequence has ended).
+            # A static cache is read whole at every step (prompt width + max_new per sequence); a
+            # dynamic one grows, half of max_new on average. Upper bounds: batches may stop early.
+            kv_token = tb.kv_bytes_per_token(model.config, model.dtype)
+            extra = max_new if backend._static_cache() else max_new / 2
+            kv_bytes = sum(int(s * (w + extra) * kv_token * max_new) for s, w in shapes)
             result["bandwidth"] = bandwidth_report(
                 weight_bytes=weight_bytes,
-                decode_steps=max_new * batches,
+                decode_steps=max_new * len(shapes),
                 seconds=seconds,
                 gpu_name=result["machine"]["gpu"] or "",
+                kv_bytes_read=kv_bytes,
             )
         self.stdout.write(json.dumps(result, indent=2))
