@@ -4,6 +4,10 @@ Migrates the SQLite database, seeds the demo, starts a Celery worker (embedded f
 broker, queues ``default`` and ``gpu``, beat for lease expiry), generates 4 candidates per
 demo prompt with the bundled model (progress bar), builds the pairwise queue and serves the UI.
 A second run reuses everything that exists.
+
+The worker lives exactly as long as the command: Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop
+it too, and a worker that an earlier run left behind (its command was SIGKILLed) is stopped before a
+new one starts, so two workers never share the embedded broker.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +47,9 @@ class Command(BaseCommand):
         raters = [u for u in users if u.role == "rater"]
         self.stdout.write(f"Demo data: {len(users)} accounts, rubric '{rubric}', {len(prompts)} prompts.")
 
+        # SIGTERM and SIGHUP unwind like Ctrl-C, through the finally below that stops the worker.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _exit_on_signal)
         worker = self._start_worker()
         try:
             generator = generator_get_bundled()
@@ -87,11 +95,13 @@ class Command(BaseCommand):
 
     def _start_worker(self) -> subprocess.Popen[bytes]:
         var = settings.VAR_DIR
+        pidfile = var / "worker.pid"
+        self._stop_orphan(pidfile)
         cmd = [
             sys.executable, "-m", "celery", "-A", "labeling", "worker",
             "-Q", "default,gpu", "--pool", "solo", "--concurrency", "1",
             "-B", "--schedule", str(var / "celerybeat-schedule"),
-            "--loglevel", "INFO", "--logfile", str(var / "worker.log"),
+            "--loglevel", "INFO", "--logfile", str(var / "worker.log"), "--pidfile", str(pidfile),
         ]  # fmt: skip
         self.stdout.write(f"Starting a Celery worker (log: {var / 'worker.log'}) ...")
         with open(var / "worker.out", "ab") as out:
@@ -106,6 +116,30 @@ class Command(BaseCommand):
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
+
+    def _stop_orphan(self, pidfile: Path) -> None:
+        """Stop the worker an earlier demo left running (its pidfile names it), if it still runs."""
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if not _is_our_worker(pid, pidfile):
+            return  # gone, or the pid was reused by something else: celery clears a stale pidfile
+        parent = _demo_parent(pid)
+        if parent is not None:
+            raise CommandError(
+                f"Another demo is running (pid {parent}) with this var/ folder; stop it first (Ctrl-C there)."
+            )
+        self.stdout.write(f"Stopping a worker left running by an earlier demo (pid {pid}) ...")
+        try:
+            os.killpg(pid, signal.SIGTERM)  # it leads its own process group (start_new_session)
+            deadline = time.monotonic() + 20
+            while _is_our_worker(pid, pidfile) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _is_our_worker(pid, pidfile):
+                os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _wait(self, job: Any, wait: Any, worker: subprocess.Popen[bytes]) -> Any:
         from tqdm import tqdm
@@ -125,3 +159,35 @@ class Command(BaseCommand):
             return wait(job=job, on_progress=on_progress)
         finally:
             bar.close()
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _is_our_worker(pid: int, pidfile: Path) -> bool:
+    """Whether ``pid`` runs and is this var folder's demo worker (its command line names the pidfile)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # another user's process: not ours
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():
+        return True  # no /proc (macOS): trust the pidfile
+    try:
+        return str(pidfile).encode() in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
+def _demo_parent(pid: int) -> int | None:
+    """The pid of the ``manage.py demo`` that started worker ``pid``, if that command still runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
+        parent = Path(f"/proc/{ppid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return None
+    return ppid if b"demo" in parent and any(arg.endswith(b"manage.py") for arg in parent) else None
