@@ -74,6 +74,11 @@ class GenerationJobAdmin(admin.ModelAdmin):
     raw_id_fields = ["prompts"]
     actions = ["cancel_jobs", "retry_jobs"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A job saved here would have no batches and never run: jobs start on /manage/generation/,
+        # through the API or with manage.py generate, which all enqueue its batches.
+        return False
+
     def _each(self, request: HttpRequest, queryset: QuerySet[GenerationJob], service: Any, done: str) -> None:
         for job in queryset:
             try:

@@ -1,7 +1,11 @@
-"""Template pages of the model runner."""
+"""Template pages of the model runner: admins start and watch generation jobs."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -9,25 +13,162 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from comparisons.models import Prompt
 from labeling.apis_common import ApplicationError
 from model_runner import selectors, services
-from model_runner.models import GenerationJob
+from model_runner.backends import GENERATING_BACKENDS
+from model_runner.backends.base import MAX_NEW_TOKENS_LIMIT
+from model_runner.models import GenerationJob, Generator
+
+#: The bundled default, offered before its row exists (it is created when first used).
+BUNDLED_CHOICE = "bundled"
 
 
 def _require_admin(request: HttpRequest) -> None:
     user = request.user
     if not (getattr(user, "role", None) == "admin" or user.is_superuser):
-        raise PermissionDenied("Only admins may watch generation.")
+        raise PermissionDenied("Only admins may start or watch generation.")
+
+
+class GenerationJobStartForm(forms.Form):
+    """The page's form: the same request as ``POST /api/v1/generation-jobs/``."""
+
+    prompts_by = forms.ChoiceField(
+        label="Prompts",
+        choices=[
+            ("all", "All prompts"),
+            ("tags", "Prompts with any of these tags"),
+            ("collection", "One collection"),
+            ("ids", "These prompts (ids or external ids)"),
+        ],
+        initial="all",
+        widget=forms.RadioSelect,
+    )
+    tags = forms.CharField(required=False, help_text="Comma-separated.")
+    collection = forms.ChoiceField(required=False)
+    ids = forms.CharField(
+        required=False,
+        label="Prompt ids",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Separated by commas, spaces or new lines.",
+    )
+    generators = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
+    samples_per_prompt = forms.IntegerField(
+        label="Samples per prompt (K)", initial=4, min_value=1, max_value=services.MAX_SAMPLES_PER_PROMPT
+    )
+    max_new_tokens = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_NEW_TOKENS_LIMIT,
+        help_text="Empty: the generator's default.",
+    )
+    temperature = forms.FloatField(
+        required=False, min_value=0, max_value=10, help_text="0 = greedy. Empty: the generator's default."
+    )
+    seed = forms.IntegerField(required=False, min_value=0, help_text="Same seed, same samples.")
+    batch_size = forms.IntegerField(
+        label="Prompts per task", initial=16, min_value=1, max_value=services.MAX_BATCH_SIZE
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        collections = (
+            Prompt.objects.exclude(collection="").order_by("collection").values_list("collection", flat=True)
+        )
+        collection_field: Any = self.fields["collection"]
+        collection_field.choices = [("", "—")] + [(c, c) for c in collections.distinct()]
+        usable = [g for g in selectors.generator_list() if g.is_active and g.backend in GENERATING_BACKENDS]
+        choices = [(str(g.pk), f"{g.name} ({g.backend})") for g in usable]
+        if not Generator.objects.filter(name=services.BUNDLED_GENERATOR_NAME).exists():
+            choices.insert(0, (BUNDLED_CHOICE, f"{services.BUNDLED_GENERATOR_NAME} (bundled)"))
+        generators_field: Any = self.fields["generators"]
+        generators_field.choices = choices
+        if len(choices) == 1:
+            generators_field.initial = [choices[0][0]]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        way = data.get("prompts_by")
+        if way == "tags" and not self._tags():
+            self.add_error("tags", "Give at least one tag.")
+        elif way == "collection" and not data.get("collection"):
+            self.add_error("collection", "Choose a collection.")
+        elif way == "ids" and not self._ids():
+            self.add_error("ids", "Give at least one prompt id.")
+        return data
+
+    def _tags(self) -> list[str]:
+        return [t.strip() for t in (self.cleaned_data.get("tags") or "").split(",") if t.strip()]
+
+    def _ids(self) -> list[int | str]:
+        refs = [r for r in re.split(r"[\s,]+", self.cleaned_data.get("ids") or "") if r]
+        return [int(r) if r.isdigit() else r for r in refs]
+
+    def chosen_prompts(self) -> list[Prompt]:
+        way = self.cleaned_data["prompts_by"]
+        return selectors.prompts_select(
+            ids=self._ids() if way == "ids" else None,
+            tags=self._tags() if way == "tags" else None,
+            collection=self.cleaned_data["collection"] if way == "collection" else None,
+            all_prompts=way == "all",
+        )
+
+    def chosen_generators(self) -> list[Generator]:
+        chosen = self.cleaned_data["generators"]
+        refs: list[int | str] = [int(ref) for ref in chosen if ref != BUNDLED_CHOICE]
+        found = selectors.generators_resolve(refs=refs) if refs else []
+        if BUNDLED_CHOICE in chosen:
+            found.insert(0, services.generator_get_bundled())
+        return found
+
+    def sampling_overrides(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {key: data[key] for key in ("max_new_tokens", "temperature", "seed") if data[key] is not None}
+
+
+#: Where a service's error field shows on the form.
+_FORM_FIELD = {"prompts": "ids", "tags": "tags", "collection": "collection", "generators": "generators"}
+
+
+def _jobs_context() -> dict[str, Any]:
+    jobs = list(selectors.generation_job_list()[:50])
+    rows = [{"job": job, **selectors.generation_job_stats(job=job)} for job in jobs]
+    active = any(job.status in {GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING} for job in jobs)
+    return {"rows": rows, "active": active}
 
 
 @login_required
 def manage_generation(request: HttpRequest) -> HttpResponse:
-    """Admins watch generation jobs; the page reloads itself every 2 s while any job is unfinished."""
+    """Admins start jobs and watch them; while a job runs, the jobs table refreshes itself every 2 s
+    (``?fragment=jobs`` returns just that table) and the form keeps what was typed."""
     _require_admin(request)
-    jobs = list(selectors.generation_job_list()[:50])
-    rows = [{"job": job, **selectors.generation_job_stats(job=job)} for job in jobs]
-    active = any(job.status in {GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING} for job in jobs)
-    return render(request, "model_runner/manage_generation.html", {"rows": rows, "active": active})
+    if request.GET.get("fragment") == "jobs":
+        return render(request, "model_runner/_generation_jobs.html", _jobs_context())
+    form = GenerationJobStartForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                job = services.generation_job_create(
+                    prompts=form.chosen_prompts(),
+                    generators=form.chosen_generators(),
+                    samples_per_prompt=form.cleaned_data["samples_per_prompt"],
+                    sampling=form.sampling_overrides(),
+                    batch_size=form.cleaned_data["batch_size"],
+                    created_by=request.user,
+                )
+            except ApplicationError as exc:
+                field = _FORM_FIELD.get((exc.field or "").split(".")[0])
+                if field == "ids" and form.cleaned_data["prompts_by"] != "ids":
+                    field = None
+                form.add_error(field, exc.message)
+            else:
+                messages.success(request, f"Generation job {job.pk} started: {job.total} candidates to make.")
+                return redirect("manage-generation")
+        status = 400
+    return render(
+        request, "model_runner/manage_generation.html", {"form": form, **_jobs_context()}, status=status
+    )
 
 
 @login_required

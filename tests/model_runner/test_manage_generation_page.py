@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from model_runner.models import GenerationJob
-from tests.factories import GenerationJobFactory
+from model_runner.models import GenerationJob, Generator
+from tests.factories import GenerationJobFactory, GeneratorFactory, PromptFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,8 @@ def test_admin_sees_jobs_and_the_page_refreshes_while_one_runs(client, admin_use
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'http-equiv="refresh"' in html
+    assert 'data-active="1"' in html  # the page's script refreshes the jobs table
+    assert 'http-equiv="refresh"' in html  # inside <noscript>, for browsers without scripts
     assert f'id="job-{running.pk}"' in html and f'id="job-{failed.pk}"' in html
     assert "2 / 8" in html
     assert 'aria-valuenow="25"' in html
@@ -38,7 +39,8 @@ def test_no_refresh_when_every_job_has_finished(client, admin_user):
     GenerationJobFactory.create(status=GenerationJob.Status.SUCCEEDED, total=2, done=2)
     response = client.get(URL)
     assert response.status_code == 200
-    assert 'http-equiv="refresh"' not in response.content.decode()
+    html = response.content.decode()
+    assert 'http-equiv="refresh"' not in html and 'data-active="0"' in html
 
 
 def test_raters_are_refused_and_anonymous_users_sent_to_login(client, rater):
@@ -47,3 +49,98 @@ def test_raters_are_refused_and_anonymous_users_sent_to_login(client, rater):
     assert "/accounts/login/" in response["Location"]
     client.force_login(rater)
     assert client.get(URL).status_code == 403
+
+
+def _start(client, **fields):
+    form = {"prompts_by": "all", "samples_per_prompt": 4, "batch_size": 16, **fields}
+    return client.post(URL, form)
+
+
+def test_admin_starts_a_job_from_the_page(client, admin_user):
+    client.force_login(admin_user)
+    tagged = PromptFactory.create_batch(3, tags=["math"])
+    PromptFactory.create(tags=["chat"])
+    local = GeneratorFactory.create(
+        name="local-gguf", backend=Generator.Backend.TRANSFORMERS, model_path="/m"
+    )
+
+    page = client.get(URL).content.decode()
+    assert 'id="job-form"' in page
+    assert "local-gguf (transformers)" in page
+    assert "smollm2-135m-instruct (bundled)" in page  # offered before its row exists
+
+    response = _start(
+        client,
+        prompts_by="tags",
+        tags="math, algebra",
+        generators=[str(local.pk), "bundled"],
+        samples_per_prompt=2,
+        max_new_tokens=64,
+        seed=7,
+        batch_size=2,
+    )
+
+    assert response.status_code == 302
+    job = GenerationJob.objects.get()
+    assert sorted(p.pk for p in job.prompts.all()) == sorted(p.pk for p in tagged)
+    assert sorted(g.name for g in job.generators.all()) == ["local-gguf", "smollm2-135m-instruct"]
+    assert (job.samples_per_prompt, job.batch_size, job.total) == (2, 2, 12)
+    assert job.sampling == {"max_new_tokens": 64, "seed": 7}
+    assert job.created_by == admin_user
+    followed = client.get(URL).content.decode()
+    assert f"Generation job {job.pk} started: 12 candidates to make." in followed
+    assert f'id="job-{job.pk}"' in followed
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"prompts_by": "tags", "tags": " , "}, "Give at least one tag."),
+        ({"prompts_by": "tags", "tags": "nope"}, "tags: no prompt has any of the tags [&#x27;nope&#x27;]"),
+        ({"prompts_by": "ids", "ids": "999999, ext-404"}, "prompts: unknown prompt id(s): 999999, ext-404"),
+        ({"prompts_by": "collection"}, "Choose a collection."),
+        ({"samples_per_prompt": 17}, "Ensure this value is less than or equal to 16."),
+        ({"temperature": 11}, "Ensure this value is less than or equal to 10."),
+        ({}, "This field is required."),  # no generator ticked
+    ],
+)
+def test_bad_choices_are_named_on_the_form_and_nothing_starts(client, admin_user, fields, message):
+    client.force_login(admin_user)
+    PromptFactory.create(tags=["math"])
+    response = _start(client, **({"generators": ["bundled"]} | fields if fields else {}))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not GenerationJob.objects.exists()
+
+
+def test_generators_that_cannot_generate_are_not_offered(client, admin_user):
+    client.force_login(admin_user)
+    PromptFactory.create()
+    imported = GeneratorFactory.create(name="from-elsewhere", backend=Generator.Backend.IMPORTED)
+    GeneratorFactory.create(
+        name="retired", backend=Generator.Backend.TRANSFORMERS, model_path="/m", is_active=False
+    )
+    page = client.get(URL).content.decode()
+    assert "from-elsewhere" not in page and "retired" not in page
+    response = _start(client, generators=[str(imported.pk)])
+    assert response.status_code == 400
+    assert "Select a valid choice." in response.content.decode()
+    assert not GenerationJob.objects.exists()
+
+
+def test_the_jobs_table_alone_for_the_page_refresh(client, admin_user):
+    client.force_login(admin_user)
+    running = GenerationJobFactory.create(status=GenerationJob.Status.RUNNING, total=8, done=6, errors=[])
+    fragment = client.get(URL + "?fragment=jobs").content.decode()
+    assert fragment.startswith('<section id="jobs"') and 'data-active="1"' in fragment
+    assert f'id="job-{running.pk}"' in fragment and "6 / 8" in fragment
+    assert 'id="job-form"' not in fragment
+    running.status = GenerationJob.Status.SUCCEEDED
+    running.save()
+    assert 'data-active="0"' in client.get(URL + "?fragment=jobs").content.decode()
+
+
+def test_jobs_are_not_added_in_the_django_admin(client, admin_user):
+    """A job saved there would have no batches and never run."""
+    client.force_login(admin_user)
+    assert client.get("/admin/model_runner/generationjob/add/").status_code == 403
