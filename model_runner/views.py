@@ -34,7 +34,7 @@ class GenerationJobStartForm(forms.Form):
     """The page's form: the same request as ``POST /api/v1/generation-jobs/``."""
 
     prompts_by = forms.ChoiceField(
-        label="Prompts",
+        label="Choose by",
         choices=[
             ("all", "All prompts"),
             ("tags", "Prompts with any of these tags"),

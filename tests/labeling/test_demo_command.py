@@ -10,13 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from labeling.benchstats import free_port
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.model, pytest.mark.worker]
 
@@ -28,15 +28,6 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_for(predicate, what: str, log: Path, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; output:\n{log.read_text()[-3000:]}")
 
 
 def _demo(var: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -84,8 +75,10 @@ def test_a_killed_demo_leaves_a_worker_that_the_next_run_stops_and_sigterm_stops
 
     first = _demo(var, log)
     try:
-        _wait_for(lambda: "Preflab is running" in log.read_text(), "the first demo to serve", log)
-        _wait_for(lambda: _worker_pid(var) is not None, "the worker's pidfile", log)
+        wait_for(
+            lambda: "Preflab is running" in log.read_text(), 180, "the first demo to serve", log, poll=0.2
+        )
+        wait_for(lambda: _worker_pid(var) is not None, 180, "the worker's pidfile", log, poll=0.2)
         orphan = _worker_pid(var)
         assert orphan is not None
         second_demo = _demo(var, tmp_path / "second.log")  # while the first still runs
@@ -103,18 +96,22 @@ def test_a_killed_demo_leaves_a_worker_that_the_next_run_stops_and_sigterm_stops
     log.write_text("")
     second = _demo(var, log)
     try:
-        _wait_for(lambda: "Preflab is running" in log.read_text(), "the second demo to serve", log)
+        wait_for(
+            lambda: "Preflab is running" in log.read_text(), 180, "the second demo to serve", log, poll=0.2
+        )
         text = log.read_text()
         assert f"Stopping a worker left running by an earlier demo (pid {orphan})" in text
         assert "Reusing 24 candidates already generated" in text
         assert not _alive(orphan)
-        _wait_for(lambda: _worker_pid(var) not in (None, orphan), "the new worker's pidfile", log)
+        wait_for(
+            lambda: _worker_pid(var) not in (None, orphan), 180, "the new worker's pidfile", log, poll=0.2
+        )
         worker = _worker_pid(var)
         assert worker is not None and _alive(worker)
 
         second.send_signal(signal.SIGTERM)  # as `kill` or a closing terminal (SIGHUP) would
         second.wait(timeout=60)
-        _wait_for(lambda: not _alive(worker), "the worker to stop with its demo", log, seconds=30)
+        wait_for(lambda: not _alive(worker), 30, "the worker to stop with its demo", log)
     finally:
         if second.poll() is None:
             second.kill()

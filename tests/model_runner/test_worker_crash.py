@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from labeling.celery import app
 from model_runner import services
 from model_runner.models import GenerationJob, Generator
 from tests.factories import GeneratorFactory, PromptFactory
+from tests.waiting import wait_for
 
 pytestmark = [
     pytest.mark.worker,
@@ -86,15 +86,6 @@ def _kill(worker: subprocess.Popen[bytes]) -> None:
         worker.wait(timeout=10)
 
 
-def _wait_for(condition, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
-
-
 def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
     url, options, queue = _broker(tmp_path)
     generator = GeneratorFactory.create(
@@ -131,7 +122,7 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
     first = _start_worker(env, log)
     try:
         # Kill right after the first model batch is saved: its task still has a prompt to go.
-        _wait_for(lambda: done() >= K, 60, "the first candidates", log)
+        wait_for(lambda: done() >= K, 60, "the first candidates", log)
         _kill(first)
     finally:
         _kill(first)
@@ -142,7 +133,7 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
 
     second = _start_worker(env, log)
     try:
-        _wait_for(
+        wait_for(
             lambda: GenerationJob.objects.get(pk=job.pk).status != GenerationJob.Status.RUNNING,
             60,
             "the job to finish in the second worker",
