@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.db import connection
 from django.db.models import BooleanField, Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+
+from labeling.apis_common import ApplicationError
 
 from .models import Candidate, Comparison, ComparisonCandidate, Prompt
 
@@ -47,6 +49,68 @@ def prompt_list(
             candidate_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
         )
     return queryset.order_by("id")
+
+
+def prompts_select(
+    *,
+    ids: Sequence[int | str] | None = None,
+    tags: Sequence[str] | None = None,
+    collection: str | None = None,
+    all_prompts: bool = False,
+) -> list[Prompt]:
+    """The prompts a generation job or a queue is built from, chosen one way: ``ids`` (numbers =
+    pk, strings = external id, else a pk in digits; in the order given), or ``tags`` (any of them)
+    and/or a ``collection``, or all. Raises ``ApplicationError`` naming the field when the choice
+    is ambiguous or matches nothing; unknown ids are listed."""
+    by_filter = tags is not None or collection is not None
+    if sum([ids is not None, by_filter, all_prompts]) != 1:
+        raise ApplicationError(
+            "prompts: give prompt ids, or tags and/or a collection, or all prompts", field="prompts"
+        )
+    if ids is not None:
+        return _prompts_by_ids(ids)
+    if by_filter:
+        found = list(prompt_list(tags=tags, collection=collection))
+        if not found:
+            wanted = sorted(set(tags or []))
+            if collection is None:
+                raise ApplicationError(f"tags: no prompt has any of the tags {wanted}", field="tags")
+            if tags is None:
+                raise ApplicationError(
+                    f"collection: no prompts in collection {collection!r}", field="collection"
+                )
+            raise ApplicationError(
+                f"prompts: no prompt in collection {collection!r} has any of the tags {wanted}",
+                field="prompts",
+            )
+        return found
+    found = list(Prompt.objects.order_by("id"))
+    if not found:
+        raise ApplicationError("prompts: there are no prompts yet; import some first", field="prompts")
+    return found
+
+
+def _prompts_by_ids(ids: Sequence[int | str]) -> list[Prompt]:
+    external = [str(i) for i in ids if isinstance(i, str)]
+    by_external = {p.external_id: p for p in Prompt.objects.filter(external_id__in=external)}
+    numeric = [int(i) for i in ids if isinstance(i, int) or (str(i).isdigit() and str(i) not in by_external)]
+    by_pk = {p.pk: p for p in Prompt.objects.filter(pk__in=numeric)}
+    result: list[Prompt] = []
+    unknown: list[str] = []
+    for ref in ids:
+        prompt = by_external.get(ref) if isinstance(ref, str) else None
+        if prompt is None and (isinstance(ref, int) or str(ref).isdigit()):
+            prompt = by_pk.get(int(ref))
+        if prompt is None:
+            unknown.append(str(ref))
+        else:
+            result.append(prompt)
+    if unknown:
+        shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+        raise ApplicationError(f"prompts: unknown prompt id(s): {shown}", field="prompts")
+    if not result:
+        raise ApplicationError("prompts: select at least one prompt", field="prompts")
+    return result
 
 
 def _ids_q(ids: Iterable[int | str]) -> Q:

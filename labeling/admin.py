@@ -1,5 +1,8 @@
+from __future__ import annotations
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
 
 from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, Rubric, User
 
@@ -35,6 +38,11 @@ class QueueAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "status", "overlap", "priority", "rubric")
     list_filter = ("kind", "status")
     filter_horizontal = ("members",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A queue saved here would have no items: queues are created on /manage/queues/new/ or with
+        # POST /api/v1/queues/, which build the items from the prompts' candidates.
+        return False
 
 
 @admin.register(QueueItem)

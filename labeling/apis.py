@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from comparisons.models import Prompt
+from comparisons.selectors import prompts_select
 from labeling import selectors, services
 from labeling.apis_common import ApplicationError, IsAdminRole, IsResearcherOrAdmin
 from labeling.models import Judgment, Queue, Rubric, User
@@ -193,28 +194,12 @@ def _rubric_from_ref(ref: str) -> Rubric:
 
 
 def _prompts_from(v: dict[str, Any]) -> list[Prompt]:
-    if v.get("prompts"):
-        refs = v["prompts"]
-        ids = [int(r) for r in refs if r.isdigit()]
-        found = list(Prompt.objects.filter(Q(pk__in=ids) | Q(external_id__in=refs)))
-        known = {str(p.pk) for p in found} | {p.external_id for p in found if p.external_id}
-        missing = [r for r in refs if r not in known]
-        if missing:
-            raise ApplicationError(f"prompts: unknown prompt ids {missing[:10]}", field="prompts")
-        return found
-    qs = Prompt.objects.all()
-    if v.get("collection"):
-        qs = qs.filter(collection=v["collection"])
-    if v.get("tags"):
-        wanted = set(v["tags"])
-        prompts = [p for p in qs if wanted & set(p.tags or [])]
-    elif v.get("collection"):
-        prompts = list(qs)
-    else:
+    """Prompt ids (or external ids), or tags and/or a collection; errors name the field."""
+    if not (v.get("prompts") or v.get("tags") or v.get("collection")):
         raise ApplicationError("prompts: give prompt ids, tags or a collection", field="prompts")
-    if not prompts:
-        raise ApplicationError("prompts: no prompt matches", field="prompts")
-    return prompts
+    return prompts_select(
+        ids=v.get("prompts") or None, tags=v.get("tags") or None, collection=v.get("collection") or None
+    )
 
 
 def _users_from(refs: list[str]) -> list[User]:

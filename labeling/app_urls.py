@@ -24,6 +24,7 @@ api_patterns: list[URLPattern | URLResolver] = [
 
 page_patterns: list[URLPattern | URLResolver] = [
     path("manage/queues/", manage_views.manage_queues, name="manage-queues"),
+    path("manage/queues/new/", manage_views.manage_queue_new, name="manage-queue-new"),
     path("manage/queues/<int:queue_id>/", manage_views.manage_queue, name="manage-queue"),
     path("", views.home, name="home"),
     path("rate/", views.rate_home, name="rate-home"),

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from comparisons.selectors import prompts_select
 from labeling.apis_common import IsAdminRole
 from model_runner import selectors, services
 from model_runner.models import GenerationJob, Generator
@@ -110,9 +111,7 @@ class GenerationJobListCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        prompts = selectors.prompts_select(
-            ids=v.get("prompts"), tags=v.get("tags"), collection=v.get("collection")
-        )
+        prompts = prompts_select(ids=v.get("prompts"), tags=v.get("tags"), collection=v.get("collection"))
         generators = (
             selectors.generators_resolve(refs=v["generators"])
             if "generators" in v

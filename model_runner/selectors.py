@@ -9,7 +9,6 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from comparisons.models import Prompt
 from labeling.apis_common import ApplicationError
 from model_runner.models import GenerationJob, Generator
 
@@ -49,62 +48,6 @@ def generators_resolve(*, refs: Sequence[int | str]) -> list[Generator]:
             found.append(generator)
     if unknown:
         raise ApplicationError(f"generators: unknown generator(s): {', '.join(unknown)}", field="generators")
-    return found
-
-
-def prompts_select(
-    *,
-    ids: Sequence[int | str] | None = None,
-    tags: Sequence[str] | None = None,
-    collection: str | None = None,
-    all_prompts: bool = False,
-) -> list[Prompt]:
-    """Prompts chosen one way: ids (numbers = pk, strings = external id, else pk), any of ``tags``,
-    a ``collection``, or all. Unknown ids and selections that match nothing raise ``ApplicationError``
-    naming the field."""
-    chosen = [ids is not None, tags is not None, collection is not None, all_prompts]
-    if sum(chosen) != 1:
-        raise ApplicationError(
-            "prompts: give exactly one of prompts, tags, collection or all", field="prompts"
-        )
-    if ids is not None:
-        external = [str(i) for i in ids if isinstance(i, str)]
-        by_external = {p.external_id: p for p in Prompt.objects.filter(external_id__in=external)}
-        numeric = [
-            int(i) for i in ids if isinstance(i, int) or (str(i).isdigit() and str(i) not in by_external)
-        ]
-        by_pk = {p.pk: p for p in Prompt.objects.filter(pk__in=numeric)}
-        result: list[Prompt] = []
-        unknown: list[str] = []
-        for ref in ids:
-            prompt = by_external.get(ref) if isinstance(ref, str) else None
-            if prompt is None and (isinstance(ref, int) or str(ref).isdigit()):
-                prompt = by_pk.get(int(ref))
-            if prompt is None:
-                unknown.append(str(ref))
-            else:
-                result.append(prompt)
-        if unknown:
-            shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
-            raise ApplicationError(f"prompts: unknown prompt id(s): {shown}", field="prompts")
-        if not result:
-            raise ApplicationError("prompts: select at least one prompt", field="prompts")
-        return result
-    if tags is not None:
-        wanted = set(tags)
-        # Filtered here rather than in SQL: JSON containment differs between SQLite and PostgreSQL.
-        pks = [pk for pk, ptags in Prompt.objects.values_list("pk", "tags") if wanted & set(ptags or [])]
-        if not pks:
-            raise ApplicationError(f"tags: no prompt has any of the tags {sorted(wanted)}", field="tags")
-        return list(Prompt.objects.filter(pk__in=pks))
-    if collection is not None:
-        found = list(Prompt.objects.filter(collection=collection))
-        if not found:
-            raise ApplicationError(f"collection: no prompts in collection {collection!r}", field="collection")
-        return found
-    found = list(Prompt.objects.all())
-    if not found:
-        raise ApplicationError("prompts: there are no prompts yet; import some first", field="prompts")
     return found
 
 

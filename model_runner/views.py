@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django import forms
@@ -13,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from comparisons.models import Prompt
+from comparisons.forms import PromptChoiceForm
 from labeling.apis_common import ApplicationError
 from model_runner import selectors, services
 from model_runner.backends import GENERATING_BACKENDS
@@ -30,28 +29,9 @@ def _require_admin(request: HttpRequest) -> None:
         raise PermissionDenied("Only admins may start or watch generation.")
 
 
-class GenerationJobStartForm(forms.Form):
+class GenerationJobStartForm(PromptChoiceForm):
     """The page's form: the same request as ``POST /api/v1/generation-jobs/``."""
 
-    prompts_by = forms.ChoiceField(
-        label="Choose by",
-        choices=[
-            ("all", "All prompts"),
-            ("tags", "Prompts with any of these tags"),
-            ("collection", "One collection"),
-            ("ids", "These prompts (ids or external ids)"),
-        ],
-        initial="all",
-        widget=forms.RadioSelect,
-    )
-    tags = forms.CharField(required=False, help_text="Comma-separated.")
-    collection = forms.ChoiceField(required=False)
-    ids = forms.CharField(
-        required=False,
-        label="Prompt ids",
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Separated by commas, spaces or new lines.",
-    )
     generators = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
     samples_per_prompt = forms.IntegerField(
         label="Samples per prompt (K)", initial=4, min_value=1, max_value=services.MAX_SAMPLES_PER_PROMPT
@@ -72,11 +52,6 @@ class GenerationJobStartForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        collections = (
-            Prompt.objects.exclude(collection="").order_by("collection").values_list("collection", flat=True)
-        )
-        collection_field: Any = self.fields["collection"]
-        collection_field.choices = [("", "—")] + [(c, c) for c in collections.distinct()]
         usable = [g for g in selectors.generator_list() if g.is_active and g.backend in GENERATING_BACKENDS]
         choices = [(str(g.pk), f"{g.name} ({g.backend})") for g in usable]
         if not Generator.objects.filter(name=services.BUNDLED_GENERATOR_NAME).exists():
@@ -85,33 +60,6 @@ class GenerationJobStartForm(forms.Form):
         generators_field.choices = choices
         if len(choices) == 1:
             generators_field.initial = [choices[0][0]]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        way = data.get("prompts_by")
-        if way == "tags" and not self._tags():
-            self.add_error("tags", "Give at least one tag.")
-        elif way == "collection" and not data.get("collection"):
-            self.add_error("collection", "Choose a collection.")
-        elif way == "ids" and not self._ids():
-            self.add_error("ids", "Give at least one prompt id.")
-        return data
-
-    def _tags(self) -> list[str]:
-        return [t.strip() for t in (self.cleaned_data.get("tags") or "").split(",") if t.strip()]
-
-    def _ids(self) -> list[int | str]:
-        refs = [r for r in re.split(r"[\s,]+", self.cleaned_data.get("ids") or "") if r]
-        return [int(r) if r.isdigit() else r for r in refs]
-
-    def chosen_prompts(self) -> list[Prompt]:
-        way = self.cleaned_data["prompts_by"]
-        return selectors.prompts_select(
-            ids=self._ids() if way == "ids" else None,
-            tags=self._tags() if way == "tags" else None,
-            collection=self.cleaned_data["collection"] if way == "collection" else None,
-            all_prompts=way == "all",
-        )
 
     def chosen_generators(self) -> list[Generator]:
         chosen = self.cleaned_data["generators"]
@@ -127,7 +75,7 @@ class GenerationJobStartForm(forms.Form):
 
 
 #: Where a service's error field shows on the form.
-_FORM_FIELD = {"prompts": "ids", "tags": "tags", "collection": "collection", "generators": "generators"}
+_FORM_FIELD = {**PromptChoiceForm.PROMPT_FIELD, "generators": "generators"}
 
 
 def _jobs_context() -> dict[str, Any]:
@@ -158,10 +106,7 @@ def manage_generation(request: HttpRequest) -> HttpResponse:
                     created_by=request.user,
                 )
             except ApplicationError as exc:
-                field = _FORM_FIELD.get((exc.field or "").split(".")[0])
-                if field == "ids" and form.cleaned_data["prompts_by"] != "ids":
-                    field = None
-                form.add_error(field, exc.message)
+                form.add_service_error(exc.field, exc.message, _FORM_FIELD)
             else:
                 messages.success(request, f"Generation job {job.pk} started: {job.total} candidates to make.")
                 return redirect("manage-generation")

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from comparisons.selectors import prompt_list
+from comparisons.selectors import prompt_list, prompts_select
+from labeling.apis_common import ApplicationError
 from tests.factories import CandidateFactory, PromptFactory
 
 URL = "/api/v1/prompts/"
@@ -79,3 +80,22 @@ def test_prompt_list_query_count_does_not_grow(admin_api, prompts, django_assert
 
 def test_raters_get_403(rater_api, prompts):
     assert rater_api.get(URL).status_code == 403
+
+
+def test_prompts_select_combines_tags_and_a_collection_and_names_what_matched_nothing():
+    a = PromptFactory.create(tags=["math"], collection="evals")
+    PromptFactory.create(tags=["math"], collection="train")
+    PromptFactory.create(tags=["chat"], collection="evals")
+    assert prompts_select(tags=["math"], collection="evals") == [a]
+    with pytest.raises(
+        ApplicationError, match=r"no prompt in collection 'evals' has any of the tags \['code'\]"
+    ):
+        prompts_select(tags=["code"], collection="evals")
+    with pytest.raises(
+        ApplicationError, match="give prompt ids, or tags and/or a collection, or all prompts"
+    ) as caught:
+        prompts_select(ids=[a.pk], tags=["math"])
+    assert caught.value.field == "prompts"
+    # ids keep the order given; external ids and pks mix
+    b = PromptFactory.create(external_id="ext-b")
+    assert prompts_select(ids=["ext-b", a.pk]) == [b, a]

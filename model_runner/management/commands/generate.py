@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from comparisons.selectors import prompts_select
 from labeling.apis_common import ApplicationError
 from model_runner import selectors, services
 from model_runner.models import GenerationJob
@@ -73,7 +74,7 @@ class Command(BaseCommand):
             if options[key] is not None:
                 sampling[key] = options[key]
         try:
-            prompts = selectors.prompts_select(
+            prompts = prompts_select(
                 ids=[int(p) if p.isdigit() else p for p in options["prompts"]]
                 if options["prompts"]
                 else None,
