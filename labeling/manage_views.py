@@ -108,21 +108,11 @@ class QueueCreateForm(PromptChoiceForm):
         data = self.cleaned_data
         return services.queue_create(
             name=data["name"].strip(),
-            kind=data["kind"],
             rubric=data["rubric"],
-            overlap=data["overlap"],
             prompts=self.chosen_prompts(),
-            pairing=data["pairing"],
-            size=data["size"],
             members=data["members"],
-            lease_seconds=data["lease_seconds"],
-            priority=data["priority"],
-            guidelines=data["guidelines"],
-            content_warning=data["content_warning"],
-            gold_rate=data["gold_rate"],
-            skip_policy=data["skip_policy"],
-            max_open_leases=data["max_open_leases"],
             qualification=data["qualification"],
+            **{key: data[key] for key in services.QUEUE_SETTINGS},
         )
 
 

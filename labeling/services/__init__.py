@@ -14,11 +14,18 @@ from labeling.services.assignments import (
     rater_is_qualified,
 )
 from labeling.services.judgments import judgment_submit
-from labeling.services.queues import queue_add_comparisons, queue_add_gold, queue_add_prompts, queue_create
+from labeling.services.queues import (
+    QUEUE_SETTINGS,
+    queue_add_comparisons,
+    queue_add_gold,
+    queue_add_prompts,
+    queue_create,
+)
 from labeling.services.rubrics import rubric_create
 from labeling.services.users import user_create
 
 __all__ = [
+    "QUEUE_SETTINGS",
     "assignment_claim_next",
     "assignment_claim_next_any",
     "assignment_skip",

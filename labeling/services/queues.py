@@ -15,6 +15,22 @@ from labeling.services.adaptive import queue_reprioritize
 # --------------------------------------------------------------------------------- queues
 
 
+#: ``queue_create``'s plain settings (the rest are objects: rubric, prompts, members, qualification).
+QUEUE_SETTINGS = (
+    "kind",
+    "overlap",
+    "pairing",
+    "size",
+    "lease_seconds",
+    "priority",
+    "guidelines",
+    "content_warning",
+    "gold_rate",
+    "skip_policy",
+    "max_open_leases",
+)
+
+
 def queue_create(
     *,
     name: str,
