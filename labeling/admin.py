@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from labeling import services
 from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, Rubric, User
 
 
@@ -19,11 +21,28 @@ class CriterionInline(admin.TabularInline):
     model = Criterion
     extra = 0
 
+    # A frozen rubric's criteria are as frozen as the rubric: judgments were made against them.
+    def has_add_permission(self, request: HttpRequest, obj: Rubric | None = None) -> bool:
+        return not (obj and obj.frozen) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Rubric | None = None) -> bool:
+        return not (obj and obj.frozen) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Rubric | None = None) -> bool:
+        return not (obj and obj.frozen) and super().has_delete_permission(request, obj)
+
 
 @admin.register(Rubric)
 class RubricAdmin(admin.ModelAdmin):
     list_display = ("name", "version", "frozen", "created_at")
     inlines = [CriterionInline]
+    actions = ["new_version"]
+
+    @admin.action(description="Make a new editable version (same criteria)")
+    def new_version(self, request: HttpRequest, queryset: QuerySet[Rubric]) -> None:
+        for rubric in queryset:
+            copy = services.rubric_new_version(rubric=rubric)
+            self.message_user(request, f"Copied {rubric} as {copy}: edit that one.", messages.SUCCESS)
 
     def get_readonly_fields(self, request, obj=None):
         # A rubric that judgments used is frozen: make a new version instead of editing it.

@@ -21,7 +21,7 @@ from labeling.services.queues import (
     queue_add_prompts,
     queue_create,
 )
-from labeling.services.rubrics import rubric_create
+from labeling.services.rubrics import rubric_create, rubric_new_version
 from labeling.services.users import user_create
 
 __all__ = [
@@ -38,5 +38,6 @@ __all__ = [
     "queue_reprioritize",
     "rater_is_qualified",
     "rubric_create",
+    "rubric_new_version",
     "user_create",
 ]

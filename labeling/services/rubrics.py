@@ -47,3 +47,18 @@ def rubric_create(*, name: str, criteria: list[dict[str, Any]], description: str
             for i, c in enumerate(criteria)
         )
     return rubric
+
+
+def rubric_new_version(*, rubric: Rubric) -> Rubric:
+    """A new, editable version of ``rubric`` (the next number under its name) with the same criteria."""
+    criteria = [
+        {
+            "key": c.key,
+            "question": c.question,
+            "help_text": c.help_text,
+            "kind": c.kind,
+            "required": c.required,
+        }
+        for c in rubric.criteria.order_by("position", "id")
+    ]
+    return rubric_create(name=rubric.name, criteria=criteria, description=rubric.description)
