@@ -42,9 +42,16 @@ def manage_import(request: HttpRequest) -> HttpResponse:
     if not user.is_admin_role:
         raise PermissionDenied("Only admins import prompts and responses.")
     kind = request.POST.get("kind") if request.method == "POST" else None
-    prompt_form = PromptUploadForm(request.POST, request.FILES) if kind == "prompts" else PromptUploadForm()
+    # Prefixed: both forms have a "file" field, and ids must stay unique on the page.
+    prompt_form = (
+        PromptUploadForm(data=request.POST, files=request.FILES, prefix="prompts")
+        if kind == "prompts"
+        else PromptUploadForm(prefix="prompts")
+    )
     candidate_form = (
-        CandidateUploadForm(request.POST, request.FILES) if kind == "candidates" else CandidateUploadForm()
+        CandidateUploadForm(data=request.POST, files=request.FILES, prefix="candidates")
+        if kind == "candidates"
+        else CandidateUploadForm(prefix="candidates")
     )
     failure: dict[str, Any] | None = None
     form = prompt_form if kind == "prompts" else candidate_form

@@ -14,8 +14,8 @@ from labeling.models import Judgment
 from labeling.selectors import comparison_orders
 from labeling.services import assignment_claim_next, judgment_submit
 from model_runner.models import GenerationJob, Generator
+from tests.browser.helpers import login
 from tests.factories import (
-    PASSWORD,
     AdminFactory,
     GenerationJobFactory,
     GeneratorFactory,
@@ -27,20 +27,10 @@ from tests.factories import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
-WIDE = {"width": 1400, "height": 1000}
-
 
 def _admin_page(browser, base: str, path: str):
     AdminFactory(username="ada")
-    context = browser.new_context(viewport=WIDE)
-    page = context.new_page()
-    page.set_default_timeout(20000)
-    page.goto(f"{base}/accounts/login/?next={path}")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", PASSWORD)
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"**{path}")
-    return context, page
+    return login(browser, base, "ada", path)
 
 
 def test_start_a_job_and_watch_it_while_typing(browser, live_server, screenshots):

@@ -14,6 +14,11 @@ pytestmark = pytest.mark.django_db
 URL = "/manage/import/"
 
 
+def _fields(kind: str, **values: object) -> dict[str, object]:
+    """The page's form fields for one upload (each form's fields carry its prefix)."""
+    return {"kind": kind, **{f"{kind}-{key}": value for key, value in values.items()}}
+
+
 def _jsonl(name: str, *lines: object) -> SimpleUploadedFile:
     body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
     return SimpleUploadedFile(name, body.encode(), content_type="application/jsonl")
@@ -30,7 +35,7 @@ def test_admin_imports_prompts_then_responses(client, admin_user):
 
     response = client.post(
         URL,
-        {"kind": "prompts", "file": prompts, "collection": "evals", "tags": "batch-1", "source": "import"},
+        _fields("prompts", file=prompts, collection="evals", tags="batch-1", source="import"),
     )
 
     assert response.status_code == 302
@@ -39,7 +44,7 @@ def test_admin_imports_prompts_then_responses(client, admin_user):
     assert sorted(Prompt.objects.get(external_id="p-1").tags) == ["batch-1", "math"]
 
     again = _jsonl("prompts.jsonl", {"prompt": "Say hello."})
-    client.post(URL, {"kind": "prompts", "file": again, "source": "import"})
+    client.post(URL, _fields("prompts", file=again, source="import"))
     assert "prompts.jsonl: 0 new prompts, 1 already there." in client.get(URL).content.decode()
 
     responses = _jsonl(
@@ -47,7 +52,7 @@ def test_admin_imports_prompts_then_responses(client, admin_user):
         {"prompt_id": "p-1", "text": "2", "generator": "gpt-x"},
         {"prompt_id": "p-1", "text": "Seven.", "generator": "gpt-x"},
     )
-    assert client.post(URL, {"kind": "candidates", "file": responses}).status_code == 302
+    assert client.post(URL, _fields("candidates", file=responses)).status_code == 302
     assert "responses.jsonl: 2 new responses, 0 already there." in client.get(URL).content.decode()
     assert Candidate.objects.filter(prompt__external_id="p-1", generator__name="gpt-x").count() == 2
 
@@ -61,7 +66,7 @@ def test_a_bad_file_lists_its_bad_lines_and_writes_nothing(client, admin_user):
         {"messages": []},
     )
 
-    response = client.post(URL, {"kind": "prompts", "file": bad, "source": "import"})
+    response = client.post(URL, _fields("prompts", file=bad, source="import"))
 
     assert response.status_code == 400
     html = response.content.decode()
@@ -74,7 +79,7 @@ def test_a_bad_file_lists_its_bad_lines_and_writes_nothing(client, admin_user):
 def test_responses_for_unknown_prompts_are_refused(client, admin_user):
     client.force_login(admin_user)
     bad = _jsonl("responses.jsonl", {"prompt_id": "nope", "text": "Hi", "generator": "m"})
-    response = client.post(URL, {"kind": "candidates", "file": bad})
+    response = client.post(URL, _fields("candidates", file=bad))
     assert response.status_code == 400
     assert "responses.jsonl was not imported" in response.content.decode()
     assert "nope" in response.content.decode()
@@ -83,7 +88,7 @@ def test_responses_for_unknown_prompts_are_refused(client, admin_user):
 
 def test_a_missing_file_is_named(client, admin_user):
     client.force_login(admin_user)
-    response = client.post(URL, {"kind": "prompts", "source": "import"})
+    response = client.post(URL, _fields("prompts", source="import"))
     assert response.status_code == 400
     assert "This field is required." in response.content.decode()
 
