@@ -203,3 +203,43 @@ class GeneratorListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         generator = services.generator_create(**data.validated_data)
         return Response(GeneratorOutput(generator).data, status=status.HTTP_201_CREATED)
+
+
+class GeneratorDetailApi(APIView):
+    """``GET`` one generator; ``PATCH`` changes its settings (checked as on create); ``DELETE`` removes
+    one that nothing refers to (one with candidates or jobs answers 409: deactivate it instead)."""
+
+    permission_classes = [IsAdminRole]
+
+    class UpdateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        backend = serializers.ChoiceField(choices=Generator.Backend.choices, required=False)
+        model_path = serializers.CharField(max_length=500, required=False, allow_blank=True)
+        gguf_file = serializers.CharField(max_length=300, required=False, allow_blank=True)
+        model_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        api_key_env = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        chat_template = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+        system_prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+        sampling = serializers.DictField(required=False)
+        options = serializers.DictField(required=False)
+        is_active = serializers.BooleanField(required=False)
+
+        class Meta:
+            ref_name = "GeneratorUpdateInput"
+
+    @extend_schema(responses=GeneratorOutput)
+    def get(self, request: Request, generator_id: int) -> Response:
+        return Response(GeneratorOutput(selectors.generator_get(generator_id=generator_id)).data)
+
+    @extend_schema(request=UpdateSerializer, responses=GeneratorOutput)
+    def patch(self, request: Request, generator_id: int) -> Response:
+        generator = selectors.generator_get(generator_id=generator_id)
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        generator = services.generator_update(generator=generator, changes=dict(data.validated_data))
+        return Response(GeneratorOutput(generator).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, generator_id: int) -> Response:
+        services.generator_delete(generator=selectors.generator_get(generator_id=generator_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -31,6 +31,14 @@ def generator_list() -> QuerySet[Generator]:
     return Generator.objects.order_by("name")
 
 
+def generator_get(*, generator_id: int) -> Generator:
+    """The generator or a 404 ``ApplicationError``."""
+    generator = Generator.objects.filter(pk=generator_id).first()
+    if generator is None:
+        raise ApplicationError(f"generator {generator_id} not found", status_code=404)
+    return generator
+
+
 def generators_resolve(*, refs: Sequence[int | str]) -> list[Generator]:
     """Generators by id (numbers) or name (strings), in the given order; unknown ones name themselves."""
     found: list[Generator] = []

@@ -16,6 +16,7 @@ api_patterns: list[URLPattern | URLResolver] = [
         name="api-generation-job-retry",
     ),
     path("generators/", apis.GeneratorListCreateApi.as_view(), name="api-generators"),
+    path("generators/<int:generator_id>/", apis.GeneratorDetailApi.as_view(), name="api-generator"),
 ]
 page_patterns: list[URLPattern | URLResolver] = [
     path("manage/generation/", views.manage_generation, name="manage-generation"),

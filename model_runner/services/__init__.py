@@ -5,7 +5,13 @@ FAILED), ``generation_job_cancel`` (CANCELLED) and ``generation_job_retry`` (bac
 """
 
 from model_runner.services.batches import FINISHED, generation_batch_run
-from model_runner.services.generators import BUNDLED_GENERATOR_NAME, generator_create, generator_get_bundled
+from model_runner.services.generators import (
+    BUNDLED_GENERATOR_NAME,
+    generator_create,
+    generator_delete,
+    generator_get_bundled,
+    generator_update,
+)
 from model_runner.services.jobs import (
     MAX_BATCH_SIZE,
     MAX_SAMPLES_PER_PROMPT,
@@ -30,5 +36,7 @@ __all__ = [
     "generation_job_retry",
     "generation_job_run_inline",
     "generator_create",
+    "generator_delete",
     "generator_get_bundled",
+    "generator_update",
 ]

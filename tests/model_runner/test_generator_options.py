@@ -120,3 +120,69 @@ def test_the_django_admin_refuses_bad_options_and_sampling(client, admin_user):
     response = client.post("/admin/model_runner/generator/add/", form)
     assert response.status_code == 302
     assert Generator.objects.get().options == {"concurrency": 4}
+
+
+def _generator(admin_api, **fields) -> dict:
+    body = {"name": "local", "backend": "transformers", "model_path": "/models/m", **fields}
+    response = admin_api.post("/api/v1/generators/", body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_admins_change_a_generator_with_the_same_checks_as_on_create(admin_api):
+    made = _generator(admin_api, sampling={"temperature": 0.7})
+    url = f"/api/v1/generators/{made['id']}/"
+    assert admin_api.get(url).json()["name"] == "local"
+
+    changed = admin_api.patch(
+        url, {"sampling": {"temperature": 0.2, "seed": 1}, "options": {"dtype": "bf16"}}, format="json"
+    )
+    assert changed.status_code == 200, changed.json()
+    assert changed.json()["sampling"] == {"temperature": 0.2, "seed": 1}
+    assert changed.json()["options"] == {"dtype": "bf16"}
+    assert changed.json()["model_path"] == "/models/m"  # untouched
+
+    bad = admin_api.patch(url, {"options": {"dtyp": "bf16"}}, format="json")
+    assert bad.status_code == 400 and bad.json()["field"] == "options"
+    no_path = admin_api.patch(url, {"model_path": ""}, format="json")
+    assert no_path.status_code == 400 and no_path.json()["field"] == "model_path"
+    _generator(admin_api, name="other")
+    taken = admin_api.patch(url, {"name": "other"}, format="json")
+    assert taken.status_code == 409 and taken.json()["field"] == "name"
+    assert Generator.objects.get(pk=made["id"]).options == {"dtype": "bf16"}  # nothing half-written
+
+    off = admin_api.patch(url, {"is_active": False}, format="json")
+    assert off.status_code == 200 and off.json()["is_active"] is False
+
+
+def test_a_generator_with_candidates_keeps_its_backend_and_is_deactivated_not_deleted(admin_api):
+    from tests.factories import CandidateFactory
+
+    made = _generator(admin_api)
+    generator = Generator.objects.get(pk=made["id"])
+    CandidateFactory(generator=generator)
+    url = f"/api/v1/generators/{made['id']}/"
+
+    switched = admin_api.patch(url, {"backend": "openai", "model_path": "http://gpu-box/v1"}, format="json")
+    assert switched.status_code == 409 and switched.json()["field"] == "backend"
+    refused = admin_api.delete(url)
+    assert refused.status_code == 409
+    assert "has 1 candidate(s) and 0 job(s)" in refused.json()["detail"]
+    assert Generator.objects.filter(pk=generator.pk).exists()
+
+    unused = _generator(admin_api, name="unused")
+    assert admin_api.delete(f"/api/v1/generators/{unused['id']}/").status_code == 204
+    assert admin_api.get(f"/api/v1/generators/{unused['id']}/").status_code == 404
+
+
+def test_only_admins_change_generators(admin_api, researcher_api):
+    made = _generator(admin_api)
+    url = f"/api/v1/generators/{made['id']}/"
+    assert researcher_api.get(url).status_code == 403
+    assert researcher_api.patch(url, {"is_active": False}, format="json").status_code == 403
+    assert researcher_api.delete(url).status_code == 403
+
+
+def test_the_schema_describes_the_generator_routes(api):
+    paths = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    assert {"get", "patch", "delete"} <= set(paths["/api/v1/generators/{generator_id}/"])
