@@ -86,6 +86,10 @@ class Command(BaseCommand):
             for user in users:
                 self.stdout.write(f"  {user.role:<10} {user.username:<11} password: {logins[user.username]}")
             self.stdout.write(
+                f"  Raters judge at {url}rate/; admins import, generate and build queues at {url}manage/import/, "
+                f"{url}manage/generation/ and {url}manage/queues/; researchers export at {url}export/"
+            )
+            self.stdout.write(
                 f"  API docs: {url}api/docs/   (logins are kept in {settings.VAR_DIR}/demo_logins.json)\n"
             )
             if not opts["no_serve"]:
