@@ -70,6 +70,7 @@ PASSWORD = "bench-password-1"  # throw-away users in a throw-away database
 
 SETUP_CODE = """
 import json
+import sys
 from organizations.models import Organization
 from rest_framework.authtoken.models import Token
 from users.models import User
@@ -91,15 +92,16 @@ for i in range(N_RATERS):
     user.save(update_fields=["active_organization"])
     raters.append(user)
 key = lambda u: Token.objects.get_or_create(user=u)[0].key
-print(json.dumps({
+sys.stdout.write(json.dumps({
     "legacy_api_tokens_enabled": org.jwt.legacy_api_tokens_enabled,
     "admin": key(admin),
     "raters": [key(u) for u in raters],
-}))
+}) + "\\n")
 """
 
 INVARIANTS_CODE = """
 import json
+import sys
 from django.db.models import Count
 from django.utils.timezone import now
 from projects.models import Project
@@ -117,7 +119,7 @@ locks = (
     TaskLock.objects.filter(task__project=project, expire_at__gt=now())
     .values("task_id").annotate(n=Count("id")).filter(n__gt=limit).count()
 )
-print(json.dumps({
+sys.stdout.write(json.dumps({
     "maximum_annotations": limit,
     "tasks": Task.objects.filter(project=project).count(),
     "annotations": total,
@@ -128,7 +130,7 @@ print(json.dumps({
     "rater_twice_on_task": pairs,
     "tasks_over_locked_at_end": locks,
     "tasks_fully_annotated": sum(1 for n in per_task if n >= limit),
-}))
+}) + "\\n")
 """
 
 
