@@ -15,11 +15,8 @@ class PromptChoiceForm(forms.Form):
     """Which prompts: all, any of some tags, one collection, or a list of ids (external ids too).
 
     ``chosen_prompts()`` resolves the choice with ``prompts_select`` and raises its
-    ``ApplicationError`` (field ``prompts``, ``tags`` or ``collection``); ``PROMPT_FIELD`` says
-    where such an error shows on the form.
+    ``ApplicationError``; ``add_service_error`` shows a service's error on the field it names.
     """
-
-    PROMPT_FIELD = {"prompts": "ids", "tags": "tags", "collection": "collection"}
 
     prompts_by = forms.ChoiceField(
         label="Choose by",
@@ -76,10 +73,12 @@ class PromptChoiceForm(forms.Form):
             all_prompts=way == "all",
         )
 
-    def add_service_error(self, field: str | None, message: str, fields: dict[str, str]) -> None:
-        """Show a service's error on the form field it names (``fields``: service field -> form field)."""
-        name = (field or "").split(".")[0]
-        target: str | None = fields.get(name, name)
-        if target == "ids" and self.cleaned_data.get("prompts_by") != "ids":
-            target = None
+    def add_service_error(self, field: str | None, message: str) -> None:
+        """Show a service's error on the form field it names (a field the form lacks: above the form).
+
+        The services call the prompt list ``prompts``; here that is the ``ids`` box, when it was used.
+        """
+        target: str | None = (field or "").split(".")[0]
+        if target == "prompts":
+            target = "ids" if self.cleaned_data.get("prompts_by") == "ids" else None
         self.add_error(target if target in self.fields else None, message)

@@ -91,15 +91,14 @@ def prompts_select(
 
 
 def _prompts_by_ids(ids: Sequence[int | str]) -> list[Prompt]:
-    external = [str(i) for i in ids if isinstance(i, str)]
-    by_external = {p.external_id: p for p in Prompt.objects.filter(external_id__in=external)}
-    numeric = [int(i) for i in ids if isinstance(i, int) or (str(i).isdigit() and str(i) not in by_external)]
-    by_pk = {p.pk: p for p in Prompt.objects.filter(pk__in=numeric)}
+    found = list(prompt_list(ids=ids))
+    by_external = {p.external_id: p for p in found if p.external_id}
+    by_pk = {p.pk: p for p in found}
     result: list[Prompt] = []
     unknown: list[str] = []
     for ref in ids:
         prompt = by_external.get(ref) if isinstance(ref, str) else None
-        if prompt is None and (isinstance(ref, int) or str(ref).isdigit()):
+        if prompt is None and (isinstance(ref, int) or ref.isdigit()):
             prompt = by_pk.get(int(ref))
         if prompt is None:
             unknown.append(str(ref))

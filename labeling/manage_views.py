@@ -129,7 +129,7 @@ def manage_queue_new(request: HttpRequest) -> HttpResponse:
             try:
                 queue = form.create()
             except ApplicationError as exc:
-                form.add_service_error(exc.field, exc.message, form.PROMPT_FIELD)
+                form.add_service_error(exc.field, exc.message)
             else:
                 items = queue.items.count()
                 messages.success(request, f"Queue '{queue.name}' created with {items} items.")

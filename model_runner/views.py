@@ -74,10 +74,6 @@ class GenerationJobStartForm(PromptChoiceForm):
         return {key: data[key] for key in ("max_new_tokens", "temperature", "seed") if data[key] is not None}
 
 
-#: Where a service's error field shows on the form.
-_FORM_FIELD = {**PromptChoiceForm.PROMPT_FIELD, "generators": "generators"}
-
-
 def _jobs_context() -> dict[str, Any]:
     jobs = list(selectors.generation_job_list()[:50])
     rows = [{"job": job, **selectors.generation_job_stats(job=job)} for job in jobs]
@@ -106,7 +102,7 @@ def manage_generation(request: HttpRequest) -> HttpResponse:
                     created_by=request.user,
                 )
             except ApplicationError as exc:
-                form.add_service_error(exc.field, exc.message, _FORM_FIELD)
+                form.add_service_error(exc.field, exc.message)
             else:
                 messages.success(request, f"Generation job {job.pk} started: {job.total} candidates to make.")
                 return redirect("manage-generation")
