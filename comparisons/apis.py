@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.apis_common import IsAdminRole, IsResearcherOrAdmin
+from labeling.permissions import IsAdminRole, IsResearcherOrAdmin
 
 from .importing import ImportFailed, LineError, iter_chunks, split_tags
 from .models import Prompt

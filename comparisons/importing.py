@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import IO, Any
 
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 
 from .models import messages_hash
 

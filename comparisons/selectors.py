@@ -9,7 +9,7 @@ from django.db.models import BooleanField, Count, IntegerField, OuterRef, Q, Que
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 
 from .models import Candidate, Comparison, ComparisonCandidate, Prompt
 

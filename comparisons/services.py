@@ -12,12 +12,11 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.db import IntegrityError, transaction
 
-from labeling.apis_common import Conflict
-from model_runner.models import Generator
+from labeling.errors import Conflict
 
 from .importing import (
     CandidateRecord,
@@ -34,6 +33,9 @@ from .importing import (
     validate_tags,
 )
 from .models import Candidate, Comparison, ComparisonCandidate, Prompt
+
+if TYPE_CHECKING:  # types only: comparisons sits below model_runner (see docs/architecture.md)
+    from model_runner.models import Generator
 
 # Rows per INSERT and ids per IN (...): well under SQLite's variable limit, cheap on PostgreSQL.
 BATCH_SIZE = 500
@@ -265,16 +267,23 @@ def _prompts_by_ref(refs: set[str]) -> dict[str, Prompt]:
     return found
 
 
+def _generator_model() -> type[Generator]:
+    """The Generator model, reached through the Candidate -> Generator foreign key: the one
+    dependency of comparisons on model_runner (a candidate records which model wrote it)."""
+    return cast("type[Generator]", Candidate._meta.get_field("generator").related_model)
+
+
 def _generators_by_name(names: set[str]) -> dict[str, Generator]:
     """Generators with these names; missing ones are created with backend IMPORTED.
 
     A name that belongs to a generator with another backend is used as is, so imported
     responses join the comparisons of that model's generated ones.
     """
-    found = {g.name: g for g in Generator.objects.filter(name__in=names)}
+    generator_model = _generator_model()
+    found = {g.name: g for g in generator_model.objects.filter(name__in=names)}
     for name in sorted(names - found.keys()):
-        found[name], _ = Generator.objects.get_or_create(
-            name=name, defaults={"backend": Generator.Backend.IMPORTED}
+        found[name], _ = generator_model.objects.get_or_create(
+            name=name, defaults={"backend": generator_model.Backend.IMPORTED}
         )
     return found
 

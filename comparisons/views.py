@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 
 from .importing import ImportFailed, iter_chunks, split_tags
 from .models import Prompt

@@ -25,8 +25,8 @@ from export.selectors import (
 )
 from export.services import export_run_create
 from export.spec import export_spec_clean
-from labeling.apis_common import IsResearcherOrAdmin
 from labeling.models import User
+from labeling.permissions import IsResearcherOrAdmin
 
 
 @extend_schema_serializer(component_name="ExportRun")

@@ -31,7 +31,7 @@ from django.shortcuts import get_object_or_404
 from comparisons.models import Candidate, ComparisonCandidate, Prompt
 from export.models import ExportRun
 from export.records import CandidateInfo, ExportDataError, JudgmentRecord, PromptInfo, agreement
-from labeling.apis_common import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict
 from labeling.models import Criterion, Judgment, Queue, Rubric
 
 _SIZE = F("assignment__item__comparison__size")

@@ -41,7 +41,7 @@ from export.selectors import (
 from export.spec import ExportSpec, export_filters_clean, export_name_clean, export_spec_clean
 from export.splits import SPLIT_DOC, prompt_split
 from export.writers import RATER_ID_DOC, JsonlStream, Pseudonyms, SnapshotWriter, file_sha256
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import User
 
 logger = logging.getLogger(__name__)

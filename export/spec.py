@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from export.models import ExportRun
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import Queue, Rubric
 from model_runner.models import Generator
 

@@ -15,7 +15,7 @@ from export.models import ExportRun
 from export.selectors import export_estimate, export_run_list
 from export.services import export_run_create
 from export.spec import export_spec_clean
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import Queue, Rubric
 from model_runner.models import Generator
 

@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 from comparisons.models import Prompt
 from comparisons.selectors import prompts_select
 from labeling import selectors, services
-from labeling.apis_common import ApplicationError, IsAdminRole, IsResearcherOrAdmin
+from labeling.errors import ApplicationError
 from labeling.models import Judgment, Queue, Rubric, User
+from labeling.permissions import IsAdminRole, IsResearcherOrAdmin
 from labeling.services.workbench import judgment_submit_with_rewrite
 
 

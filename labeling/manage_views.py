@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from comparisons.forms import PromptChoiceForm
 from labeling import dashboards, services
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import Queue, Rubric, User
 
 

@@ -156,7 +156,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "labeling.schema.PreflabAutoSchema",
-    "EXCEPTION_HANDLER": "labeling.apis_common.exception_handler",
+    "EXCEPTION_HANDLER": "labeling.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Preflab API",

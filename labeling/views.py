@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors, services
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import Assignment, ContentCategory, Criterion, Queue, User
 from labeling.services import workbench
 from labeling.templatetags.preflab import word_diff

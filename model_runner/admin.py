@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from model_runner import services
 from model_runner.backends.base import SamplingError, sampling_validate
 from model_runner.backends.options import OptionsError, options_validate

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from comparisons.selectors import prompts_select
-from labeling.apis_common import IsAdminRole
+from labeling.permissions import IsAdminRole
 from model_runner import selectors, services
 from model_runner.models import GenerationJob, Generator
 

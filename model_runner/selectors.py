@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from model_runner.models import GenerationJob, Generator
 
 FINISHED = {GenerationJob.Status.SUCCEEDED, GenerationJob.Status.FAILED, GenerationJob.Status.CANCELLED}

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from comparisons.forms import PromptChoiceForm
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from model_runner import selectors, services
 from model_runner.backends import GENERATING_BACKENDS
 from model_runner.backends.base import MAX_NEW_TOKENS_LIMIT

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from comparisons.models import Comparison, Prompt
 from labeling import rows
-from labeling.apis_common import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict
 from labeling.models import Assignment, Queue, QueueItem, User
 
 # ------------------------------------------------------------------------- claiming work

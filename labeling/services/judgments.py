@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling import rows
-from labeling.apis_common import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict
 from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, Rubric
 from labeling.selectors import LABELS, rubric_criteria
 from labeling.services.adaptive import queue_reprioritize

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from comparisons.models import Comparison, Prompt
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import Queue, QueueItem, Rubric, User
 from labeling.services.adaptive import queue_reprioritize
 

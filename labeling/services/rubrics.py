@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import Criterion, Rubric
 
 # -------------------------------------------------------------------------------- rubrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import User
 
 # ---------------------------------------------------------------------------------- users

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from comparisons.models import Candidate, ComparisonCandidate
-from labeling.apis_common import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict
 from labeling.models import Assignment, ContentCategory, Judgment, Queue, QueueItem, User
 from labeling.selectors import content_warnings_for_assignment
 from labeling.services.assignments import assignment_claim_next

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labeling.apis_common import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict
 from model_runner.backends.base import SamplingError, sampling_validate
 from model_runner.backends.options import OptionsError, options_validate
 from model_runner.models import Generator

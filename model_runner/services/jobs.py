@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from comparisons.models import Prompt
-from labeling.apis_common import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict
 from model_runner.backends import GENERATING_BACKENDS
 from model_runner.backends.base import SamplingError, sampling_validate
 from model_runner.models import GenerationJob, Generator

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from comparisons.selectors import prompt_list, prompts_select
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from tests.factories import CandidateFactory, PromptFactory
 
 URL = "/api/v1/prompts/"

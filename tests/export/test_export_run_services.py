@@ -10,7 +10,7 @@ from django.conf import settings
 from export.models import ExportRun
 from export.services import export_run_create, export_run_execute
 from export.tasks import export_run_task
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 
 
 def run_dir(run: ExportRun) -> Path:

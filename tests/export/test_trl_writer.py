@@ -11,7 +11,7 @@ import pytest
 
 from export.services import export_preferences_write, export_preferences_write_file
 from export.writers import rater_pseudonym
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 
 TRL_COLUMNS = (
     "prompt",

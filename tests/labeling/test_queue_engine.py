@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from labeling.apis_common import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict
 from labeling.models import Assignment, Queue, QueueItem
 from labeling.ratings import bradley_terry
 from labeling.selectors import comparison_orders

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from comparisons.models import Candidate
-from labeling.apis_common import Conflict
+from labeling.errors import Conflict
 from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem
 from labeling.selectors import content_warnings_for_assignment
 from labeling.services import workbench

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from comparisons.models import Candidate
-from labeling.apis_common import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict
 from model_runner import selectors, services
 from model_runner.models import GenerationJob, Generator
 from model_runner.tasks import generation_batch_task

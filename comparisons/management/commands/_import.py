@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 
 from ...importing import ImportFailed, iter_chunks
 from ...services import ImportResult

@@ -12,7 +12,7 @@ from export.models import ExportRun
 from export.records import ExportDataError
 from export.services import export_run_execute, export_snapshot_write
 from export.spec import FILE_KINDS, export_spec_clean
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from labeling.models import User
 
 # Request key -> command-line option, for error messages that name what the user typed.

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from export.records import ExportDataError
 from export.services import export_preferences_write, export_preferences_write_file
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 
 
 class Command(BaseCommand):

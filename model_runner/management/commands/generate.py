@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from comparisons.selectors import prompts_select
-from labeling.apis_common import ApplicationError
+from labeling.errors import ApplicationError
 from model_runner import selectors, services
 from model_runner.models import GenerationJob
 

@@ -1,12 +1,17 @@
-"""Shared API pieces: role permissions and the error shape every endpoint uses."""
+"""Domain errors, and how the API turns them into JSON: part of the shared kernel.
+
+Every app may import this module (it is the one exception to the app dependency order, together
+with ``labeling.permissions``), so it imports no app itself: only Django and DRF. A service
+raises ``ApplicationError`` (or ``Conflict``) for anything a user caused; the API's exception
+handler and the pages show its message, naming the field when there is one.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, permissions
-from rest_framework.request import Request
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -25,7 +30,15 @@ class ApplicationError(Exception):
 
 
 class Conflict(ApplicationError):
+    """The request is valid but the current state refuses it (409)."""
+
     status_code = 409
+
+
+class NotFound(ApplicationError):
+    """Nothing the caller may see has this id (404): never says whether it exists for others."""
+
+    status_code = 404
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -51,26 +64,3 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             message = messages[0] if isinstance(messages, list) and messages else messages
             response.data = {"detail": f"{field}: {message}", "field": field, "errors": response.data}
     return response
-
-
-def _role(request: Request) -> str | None:
-    user = request.user
-    if not user or not user.is_authenticated:
-        return None
-    if getattr(user, "is_superuser", False):
-        return "admin"
-    return getattr(user, "role", None)
-
-
-class IsAdminRole(permissions.BasePermission):
-    message = "Only admins may do this."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return _role(request) == "admin"
-
-
-class IsResearcherOrAdmin(permissions.BasePermission):
-    message = "Only researchers and admins may do this."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return _role(request) in {"researcher", "admin"}
