@@ -20,7 +20,8 @@ from labeling.permissions import IsAdminRole, IsResearcherOrAdmin
 from .importing import ImportFailed, LineError, iter_chunks, split_tags
 from .models import Prompt
 from .selectors import prompt_list
-from .services import candidates_import, prompts_import
+from .services.candidates import candidates_import
+from .services.prompts import prompts_import
 
 JSONL_MEDIA_TYPES = ("application/jsonl", "application/x-ndjson", "text/plain")
 

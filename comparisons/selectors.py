@@ -137,7 +137,7 @@ def _with_any_tag(queryset: QuerySet[Prompt], tags: list[str]) -> QuerySet[Promp
     table = Prompt._meta.db_table
     placeholders = ", ".join(["%s"] * len(tags))
     has_tag = RawSQL(
-        f'EXISTS (SELECT 1 FROM json_each("{table}"."tags") WHERE json_each.value IN ({placeholders}))',
+        f'EXISTS (SELECT 1 FROM json_each("{table}"."tags") WHERE json_each.value IN ({placeholders}))',  # noqa: S608
         tags,
         output_field=BooleanField(),
     )

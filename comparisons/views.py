@@ -15,7 +15,9 @@ from labeling.errors import ApplicationError
 
 from .importing import ImportFailed, iter_chunks, split_tags
 from .models import Prompt
-from .services import ImportResult, candidates_import, prompts_import
+from .services.candidates import candidates_import
+from .services.common import ImportResult
+from .services.prompts import prompts_import
 
 
 class PromptUploadForm(forms.Form):

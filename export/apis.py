@@ -16,14 +16,9 @@ from rest_framework.views import APIView
 
 from export.archive import zip_stream
 from export.models import ExportRun
-from export.selectors import (
-    export_estimate,
-    export_run_file,
-    export_run_folder,
-    export_run_get,
-    export_run_list,
-)
-from export.services import export_run_create
+from export.selectors.facts import export_estimate
+from export.selectors.runs import export_run_file, export_run_folder, export_run_get, export_run_list
+from export.services.runs import export_run_create
 from export.spec import export_spec_clean
 from labeling.models import User
 from labeling.permissions import IsResearcherOrAdmin

@@ -1,8 +1,8 @@
 """The columnar path for the raw pair views (``trl``, ``hh``): the record path's rows, built as Arrow columns.
 
-The record path (``selectors.export_record_groups`` -> ``records.pair_events`` -> ``View.row``)
+The record path (``selectors.record_groups.export_record_groups`` -> ``records.pair_events`` -> ``View.row``)
 makes Python objects per judgment and a dict per row, which caps it near 13,000 rows/s. This
-path reads the judgments as plain tuples (``selectors.export_pair_chunks``: no per-row JSON),
+path reads the judgments as plain tuples (``selectors.pair_chunks.export_pair_chunks``: no per-row JSON),
 decodes each prompt and candidate once per chunk, computes each prompt's columns and each
 candidate's ``chosen`` / ``rejected`` value once with the view's own ``prompt_columns`` and
 ``completion`` (the methods its ``row`` is made of), and assembles every column with Arrow
@@ -19,7 +19,7 @@ which also raises its errors. What this module fixes in columns is the raw pair-
   counted in ``view.stats["ties"]``.
 * provenance: ``prompt_id`` (public id), ``comparison_id``, ``ranking_id`` null, ``rater_id`` (the
   view's pseudonym), ``judgment_id``.
-* per comparison (``selectors._keep``): ``min_judgments``, then ``min_agreement`` against the
+* per comparison (``selectors.record_groups._keep``): ``min_judgments``, then ``min_agreement`` against the
   agreement of ``records.agreement`` for one pair (the share of the judgments agreeing with the
   most common answer: position 0 better, tie, position 1 better); the agreement of kept
   comparisons with two or more judgments is summed in comparison order.
@@ -38,15 +38,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from export.formats import PairView
+from export.formats.base import PairView
 from export.records import PromptInfo
-from export.selectors import (
-    GroupStats,
-    PairChunk,
-    export_comparison_records,
-    export_pair_chunks,
-    keep_group,
-)
+from export.selectors.pair_chunks import PairChunk, export_pair_chunks
+from export.selectors.record_groups import GroupStats, export_comparison_records, keep_group
 from export.writers import SnapshotWriter
 
 # A stored shown order of exactly two integer ids, as PostgreSQL (jsonb) and SQLite print it.
@@ -208,7 +203,7 @@ class _Chunk:
         self.rater_names = pa.array([view.pseudonym(r) for r in rater_ids.tolist()], pa.string())
 
     def _write_fast(self, writer: SnapshotWriter, lo: int, hi: int) -> None:
-        """Comparisons lo..hi-1 (all columnar): count them as ``selectors._keep`` does, write their rows."""
+        """Comparisons lo..hi-1 (all columnar): count them as ``keep_group`` does, write their rows."""
         stats, sizes = self.stats, self.sizes[lo:hi]
         small = ~self.big_enough[lo:hi]
         disagree = self.big_enough[lo:hi] & ~self.agreeing[lo:hi]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from export.models import ExportRun
-from export.services import export_run_execute
+from export.services.runs import export_run_execute
 
 
 @shared_task

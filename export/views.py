@@ -12,8 +12,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
 from export.models import ExportRun
-from export.selectors import export_estimate, export_run_list
-from export.services import export_run_create
+from export.selectors.facts import export_estimate
+from export.selectors.runs import export_run_list
+from export.services.runs import export_run_create
 from export.spec import export_spec_clean
 from labeling.errors import ApplicationError
 from labeling.models import Queue, Rubric

@@ -144,7 +144,10 @@ def test_only_admins_may_import(request, who):
 def test_anonymous_is_refused(api):
     response = api.post(URL, data=jsonl({"prompt": "x"}), content_type="application/jsonl")
 
-    assert response.status_code in (401, 403)
+    # TokenAuthentication comes first, so DRF answers "not authenticated" with 401 and a challenge.
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
     assert Prompt.objects.count() == 0
 
 

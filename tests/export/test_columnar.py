@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from export import selectors
 from export.formats import HhView, TrlView
 from export.records import ExportDataError
+from export.selectors import pair_chunks
 from export.services import export_snapshot_write
 from export.spec import export_spec_clean
 from export.writers import SnapshotWriter
@@ -83,9 +83,11 @@ def test_columnar_files_match_record_path(votes, tmp_path, monkeypatch, format, 
     monkeypatch.setattr(SnapshotWriter, "write_table", counting_write_table)
     columnar = _write(tmp_path, "columnar", format=format, options=options)
     assert sum(tables) == columnar["rows"] - 5  # all but the ranking's 5 pairs were built as columns
+    one_chunk = len(tables)
     # Tiny chunks: comparisons are carried across chunk ends, the ranking sits between pair runs.
-    monkeypatch.setattr(selectors, "COLUMN_CHUNK_SIZE", 2)
+    monkeypatch.setattr(pair_chunks, "COLUMN_CHUNK_SIZE", 2)
     chunked = _write(tmp_path, "chunked", format=format, options=options)
+    assert len(tables) - one_chunk > one_chunk  # the tiny chunk size took effect: more, smaller tables
     _record_path(monkeypatch)
     record = _write(tmp_path, "record", format=format, options=options)
 

@@ -123,7 +123,11 @@ def test_rater_gets_403_everywhere(rater_api, researcher, django_capture_on_comm
 
 @pytest.mark.django_db
 def test_anonymous_is_refused(api):
-    assert api.get(CREATE).status_code in (401, 403)
+    # TokenAuthentication comes first, so DRF answers "not authenticated" with 401 and a challenge.
+    response = api.get(CREATE)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
 
 
 @pytest.mark.parametrize(

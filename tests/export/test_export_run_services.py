@@ -101,7 +101,12 @@ def test_a_run_left_running_by_a_dead_worker_is_written_again(export_data, resea
 
 @pytest.mark.django_db
 def test_task_ignores_missing_run():
-    export_run_task(123456789)  # returns without error
+    """A task for a run that does not exist (deleted, or never committed) returns quietly: no
+    error for Celery to retry, no run created and nothing written under the export root."""
+    root = Path(settings.PREFLAB_EXPORT_ROOT)
+    assert export_run_task(123456789) is None
+    assert ExportRun.objects.count() == 0
+    assert not root.exists() or list(root.iterdir()) == []
 
 
 @pytest.mark.django_db

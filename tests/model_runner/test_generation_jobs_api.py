@@ -137,7 +137,11 @@ def test_only_admins_see_or_start_jobs(request, client_name):
 
 
 def test_anonymous_is_refused(api):
-    assert api.get(URL).status_code in {401, 403}
+    # TokenAuthentication comes first, so DRF answers "not authenticated" with 401 and a challenge.
+    response = api.get(URL)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
 
 
 def test_missing_job_is_404(admin_api):

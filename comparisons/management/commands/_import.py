@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from labeling.errors import ApplicationError
 
 from ...importing import ImportFailed, iter_chunks
-from ...services import ImportResult
+from ...services.common import ImportResult
 
 
 def run_import(path: str, service: Callable[[Iterable[bytes]], ImportResult]) -> ImportResult:

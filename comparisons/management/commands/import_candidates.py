@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ...services import candidates_import
+from ...services.candidates import candidates_import
 from ._import import run_import
 
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from ...importing import split_tags
 from ...models import Prompt
-from ...services import prompts_import
+from ...services.prompts import prompts_import
 from ._import import run_import
 
 

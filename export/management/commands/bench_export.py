@@ -33,7 +33,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from comparisons.models import Candidate, Comparison, ComparisonCandidate, Prompt, messages_hash
-from export.selectors import COLUMN_CHUNK_SIZE
+from export.selectors.pair_chunks import COLUMN_CHUNK_SIZE
 from labeling.models import Assignment, Judgment, Queue, QueueItem, Rubric, User
 from model_runner.models import Generator
 
@@ -115,7 +115,7 @@ class Command(BaseCommand):
         return json.loads(proc.stdout)
 
     def _measure(self, request: dict[str, Any], out: Path) -> None:
-        from export.services import export_snapshot_write
+        from export.services.snapshot import export_snapshot_write
         from export.spec import export_spec_clean
 
         spec = export_spec_clean(

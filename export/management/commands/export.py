@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from export.models import ExportRun
 from export.records import ExportDataError
-from export.services import export_run_execute, export_snapshot_write
+from export.services.runs import export_run_execute
+from export.services.snapshot import export_snapshot_write
 from export.spec import FILE_KINDS, export_spec_clean
 from labeling.errors import ApplicationError
 from labeling.models import User
@@ -110,7 +111,7 @@ class Command(BaseCommand):
         user = User.objects.filter(username=username).first()
         if user is None or not user.can_export:
             raise CommandError(f"--user: {username!r} is not a researcher or admin.")
-        from export.services import export_run_create
+        from export.services.runs import export_run_create
 
         run = export_run_create(created_by=user, enqueue=False, **request)
         run = export_run_execute(export_run=run)

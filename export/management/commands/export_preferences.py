@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from export.records import ExportDataError
-from export.services import export_preferences_write, export_preferences_write_file
+from export.services.preferences import export_preferences_write, export_preferences_write_file
 from labeling.errors import ApplicationError
 
 

@@ -1,0 +1,41 @@
+"""The views of the data: each a projection of the lossless judgment records into rows.
+
+One module per kind of view: ``base`` (:class:`View`, :class:`PairView`, the margin mapping),
+``pairs`` (``trl``, ``hh``, ``helpsteer``), ``rankings``, ``native`` and ``ratings``. This
+package holds the catalogue of views by export format; the names callers use are re-exported.
+"""
+
+from export.formats.base import MARGIN_MAPPING_DOC, PairView, View, flat_prompt
+from export.formats.native import NativeView
+from export.formats.pairs import HelpSteerView, HhView, TrlView, standard_completion, standard_prompt
+from export.formats.rankings import RankingsView
+from export.formats.ratings import RatingsView
+
+VIEWS: dict[str, type[View]] = {
+    "trl": TrlView,
+    "hh": HhView,
+    "helpsteer": HelpSteerView,
+    "rankings": RankingsView,
+    "native": NativeView,
+    "ratings": RatingsView,
+}
+
+# Views that read criteria, rationale, timestamps: the rest skip those columns for speed.
+FULL_RECORD_VIEWS = ("native", "ratings", "helpsteer")
+
+__all__ = [
+    "FULL_RECORD_VIEWS",
+    "MARGIN_MAPPING_DOC",
+    "VIEWS",
+    "HelpSteerView",
+    "HhView",
+    "NativeView",
+    "PairView",
+    "RankingsView",
+    "RatingsView",
+    "TrlView",
+    "View",
+    "flat_prompt",
+    "standard_completion",
+    "standard_prompt",
+]

@@ -1,0 +1,111 @@
+"""The ``rankings`` view: one row per K-way ranking judgment, or (option ``pairs``) its K-choose-2
+pairs in the TRL conversational format, all sharing the ranking's ``ranking_id``.
+
+Pair judgments are left out (counted in ``stats["pair_judgments"]``); so are tied ranking pairs
+(``stats["ties"]``), with the margin mapping of ``export.formats.base``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from export.formats.base import MESSAGES, Groups, Row, View, _chosen_rejected, _provenance_fields
+from export.records import PromptInfo, pair_events
+
+
+class RankingsView(View):
+    name = "rankings"
+    title = "K-way rankings"
+
+    @property
+    def pairs(self) -> bool:
+        return bool(self.options.get("pairs"))
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        if self.pairs:
+            return (
+                "K-way rankings expanded to their K-choose-2 pairs, in the TRL conversational preference "
+                "format (`prompt`, `chosen`, `rejected`, `margin`). All pairs of one ranking share a "
+                "`ranking_id`: keep them in one batch element (the InstructGPT recipe) rather than "
+                "shuffling them apart. Tied pairs are left out."
+            )
+        return (
+            "One row per K-way ranking judgment. `responses` lists the candidates in stored order; "
+            "`ranking` is groups of indices into `responses`, best first, ties grouped; `shown_order` "
+            "is the indices in the order the rater saw them (label A first). Pair judgments are left out."
+        )
+
+    def fields(self) -> list[tuple[str, pa.DataType]]:
+        if self.pairs:
+            return [
+                ("prompt", MESSAGES),
+                ("chosen", MESSAGES),
+                ("rejected", MESSAGES),
+                ("margin", pa.float64()),
+            ] + _provenance_fields(False)
+        return [
+            ("prompt_id", pa.string()),
+            ("prompt", MESSAGES),
+            (
+                "responses",
+                pa.list_(
+                    pa.struct(
+                        [("candidate_id", pa.int64()), ("text", pa.string()), ("generator", pa.string())]
+                    )
+                ),
+            ),
+            ("ranking", pa.list_(pa.list_(pa.int64()))),
+            ("shown_order", pa.list_(pa.int64())),
+            ("k", pa.int64()),
+            ("comparison_id", pa.int64()),
+            ("ranking_id", pa.int64()),
+            ("rater_id", pa.string()),
+        ]
+
+    def rows(self, groups: Groups) -> Iterator[tuple[PromptInfo, Row]]:
+        for group in groups:
+            for record in group:
+                if record.ranking is None:
+                    self.stats["pair_judgments"] += 1
+                    continue
+                if self.pairs:
+                    for event in pair_events(record):
+                        if event.strength == 0:
+                            self.stats["ties"] += 1
+                            continue
+                        chosen, rejected = _chosen_rejected(event)
+                        yield (
+                            record.prompt,
+                            {
+                                "prompt": record.prompt.messages,
+                                "chosen": [{"role": "assistant", "content": chosen.text}],
+                                "rejected": [{"role": "assistant", "content": rejected.text}],
+                                "margin": float(abs(event.strength)),
+                                "prompt_id": record.prompt.public_id,
+                                "comparison_id": record.comparison_id,
+                                "ranking_id": record.id,
+                                "rater_id": self.pseudonym(record.rater_user_id),
+                                "judgment_id": record.id,
+                            },
+                        )
+                    continue
+                yield (
+                    record.prompt,
+                    {
+                        "prompt_id": record.prompt.public_id,
+                        "prompt": record.prompt.messages,
+                        "responses": [
+                            {"candidate_id": c.id, "text": c.text, "generator": c.generator}
+                            for c in record.candidates
+                        ],
+                        "ranking": [sorted(c.position for c in group) for group in record.groups()],
+                        "shown_order": [c.position for c in record.shown],
+                        "k": len(record.candidates),
+                        "comparison_id": record.comparison_id,
+                        "ranking_id": record.id,
+                        "rater_id": self.pseudonym(record.rater_user_id),
+                    },
+                )

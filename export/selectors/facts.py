@@ -1,0 +1,81 @@
+"""Facts for the dataset card and the estimate: rubrics, Likert keys, queue names, row counts.
+
+Each answers in a few SQL queries, never reading the judgment rows themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, F, Q, Sum
+
+from export.selectors.judgments import export_judgment_queryset
+from labeling.models import Criterion, Queue, Rubric
+
+_SIZE = F("assignment__item__comparison__size")
+
+
+def export_rubrics(*, rubric_ids: set[int]) -> list[Rubric]:
+    """The rubric versions used, with their criteria, by name and version."""
+    return list(
+        Rubric.objects.filter(pk__in=rubric_ids).prefetch_related("criteria").order_by("name", "version")
+    )
+
+
+def export_likert_keys(*, filters: dict[str, Any]) -> list[str]:
+    """Keys of the Likert criteria in the rubrics of the filtered judgments, sorted."""
+    rubric_ids = export_judgment_queryset(filters=filters).order_by().values("rubric_id").distinct()
+    return sorted(
+        set(
+            Criterion.objects.filter(rubric_id__in=rubric_ids, kind=Criterion.Kind.LIKERT).values_list(
+                "key", flat=True
+            )
+        )
+    )
+
+
+def export_queue_names() -> dict[int, str]:
+    return dict(Queue.objects.values_list("id", "name"))
+
+
+def export_estimate(
+    *, filters: dict[str, Any], format: str, aggregation: str, pairs: bool = False
+) -> dict[str, Any]:
+    """A quick row estimate for validated filters: counts in SQL, no rows read.
+
+    ``rows`` is an upper bound: ties and the per-comparison filters (``min_judgments``,
+    ``min_agreement``) are applied only when the export runs.
+    """
+    qs = export_judgment_queryset(filters=filters).order_by()
+    counts = qs.aggregate(
+        judgments=Count("id"),
+        rankings=Count("id", filter=Q(ranking__isnull=False)),
+        comparisons=Count("assignment__item__comparison_id", distinct=True),
+        ranking_pairs=Sum(
+            (_SIZE * (_SIZE - 1)) / 2,
+            filter=Q(ranking__isnull=False),
+        ),
+    )
+    judgments = counts["judgments"] or 0
+    rankings = counts["rankings"] or 0
+    ranking_pairs = int(counts["ranking_pairs"] or 0)
+    if format in ("native", "ratings"):
+        rows = judgments
+    elif format == "rankings":
+        rows = ranking_pairs if pairs else rankings
+    elif aggregation == "raw":
+        rows = judgments - rankings + ranking_pairs
+    else:
+        comparison_pairs = (
+            qs.values("assignment__item__comparison_id")
+            .distinct()
+            .aggregate(n=Sum((_SIZE * (_SIZE - 1)) / 2))["n"]
+        )
+        rows = int(comparison_pairs or 0)
+    return {
+        "judgments": judgments,
+        "rankings": rankings,
+        "comparisons": counts["comparisons"] or 0,
+        "rows": rows,
+        "upper_bound": True,
+    }

@@ -1,0 +1,218 @@
+"""Write a snapshot: the rows of one validated spec, its dataset card and its manifest.
+
+A snapshot is a folder ``<name>/`` holding ``README.md`` (the dataset card) and
+``data/<split>.jsonl[.gz]`` / ``data/<split>.parquet``. It appears complete or not at all: it is
+written under a hidden temporary name and renamed into place. Raw ``trl`` and ``hh`` rows go
+through ``export.columnar``, every other view through the record path; both give the same bytes,
+and the same spec over the same data gives byte-identical files. Nothing here touches an
+``ExportRun`` (see ``export.services.runs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from export.card import dataset_card
+from export.columnar import columnar_write
+from export.formats import FULL_RECORD_VIEWS, VIEWS
+from export.formats.base import MARGIN_MAPPING_DOC, PairView, View
+from export.formats.native import NativeView
+from export.records import PromptInfo
+from export.selectors.facts import export_likert_keys, export_queue_names, export_rubrics
+from export.selectors.judgments import export_judgment_queryset
+from export.selectors.record_groups import GroupStats, export_record_groups
+from export.spec import ExportSpec
+from export.splits import SPLIT_DOC, prompt_split
+from export.writers import RATER_ID_DOC, Pseudonyms, SnapshotWriter, file_sha256
+
+
+def code_version() -> str:
+    """The preflab package version: installed metadata, else pyproject.toml, else 'unknown'."""
+    try:
+        return importlib.metadata.version("preflab")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        with open(Path(settings.BASE_DIR) / "pyproject.toml", "rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def _build_view(spec: ExportSpec, pseudonyms: Pseudonyms) -> View:
+    kwargs: dict[str, Any] = {
+        "aggregation": spec.aggregation,
+        "options": spec.options,
+        "pseudonym": pseudonyms,
+        "queue_names": export_queue_names() if spec.format == "native" else {},
+    }
+    if spec.format == "ratings":
+        kwargs["likert_keys"] = export_likert_keys(filters=spec.filters)
+    if spec.format == "native":
+        kinds: dict[int, dict[str, str]] = {}
+        for rubric in export_rubrics(rubric_ids=_rubric_ids(spec)):
+            kinds[rubric.pk] = {c.key: c.kind for c in rubric.criteria.all()}
+            kinds[rubric.pk]["__version__"] = rubric.version  # type: ignore[assignment]
+        return NativeView(rubric_kinds=kinds, **kwargs)
+    return VIEWS[spec.format](**kwargs)
+
+
+def _rubric_ids(spec: ExportSpec) -> set[int]:
+    qs = export_judgment_queryset(filters=spec.filters).order_by().values_list("rubric_id", flat=True)
+    return set(qs.distinct())
+
+
+def _skipped(view: View, stats: GroupStats) -> dict[str, int]:
+    skipped = dict(sorted(view.stats.items()))
+    skipped.setdefault("ties", 0)
+    skipped["comparisons_below_min_judgments"] = stats.dropped_min_judgments
+    skipped["comparisons_below_min_agreement"] = stats.dropped_min_agreement
+    skipped["judgments_in_dropped_comparisons"] = stats.judgments_dropped
+    return skipped
+
+
+def _facts(view: View, stats: GroupStats, pseudonyms: Pseudonyms) -> dict[str, Any]:
+    return {
+        "judgments": stats.judgments,
+        "comparisons": stats.comparisons,
+        "raters": len(stats.rater_ids),
+        "agreement": {"mean": stats.mean_agreement, "comparisons": stats.agreement_comparisons},
+        "skipped": _skipped(view, stats),
+        "code_version": code_version(),
+    }
+
+
+def export_snapshot_write(
+    *,
+    spec: ExportSpec,
+    folder: Path,
+    on_progress: Callable[[int], None] | None = None,
+    created_at: datetime | None = None,
+    created_by: str | None = None,
+) -> dict[str, Any]:
+    """Write the snapshot for a validated spec into ``folder`` (replaced if it exists); return the manifest.
+
+    All or nothing: files go to a hidden sibling folder renamed over ``folder`` only when every
+    row and the card are written; on any error it is removed and ``folder`` is left as it was.
+    Same spec over the same data gives byte-identical files (and the same ``sha256``).
+    ``on_progress(n)`` is called with the judgments read so far, once per chunk.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+    try:
+        manifest = _write_snapshot(spec, tmp, on_progress)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    manifest["created_at"] = (created_at or timezone.now()).astimezone(UTC).isoformat()
+    manifest["created_by"] = created_by
+    return manifest
+
+
+def _write_snapshot(
+    spec: ExportSpec, folder: Path, on_progress: Callable[[int], None] | None
+) -> dict[str, Any]:
+    pseudonyms = Pseudonyms(spec.name)
+    view = _build_view(spec, pseudonyms)
+    stats = GroupStats()
+    full = spec.format in FULL_RECORD_VIEWS
+
+    def split_of(prompt: PromptInfo) -> str:
+        if not prompt.split:
+            prompt.split = prompt_split(
+                name=spec.name, content_hash=prompt.content_hash, source=prompt.source, options=spec.options
+            )
+        return prompt.split
+
+    writer = SnapshotWriter(
+        folder, schema=view.schema, kinds=spec.options["files"], gzip_jsonl=spec.options["gzip"]
+    )
+    try:
+        if isinstance(view, PairView) and view.columnar:
+            # The same rows, built a column at a time (see export.columnar).
+            columnar_write(
+                view=view,
+                filters=spec.filters,
+                writer=writer,
+                stats=stats,
+                split_of=split_of,
+                on_chunk=on_progress,
+                full=full,
+            )
+        else:
+            groups = export_record_groups(filters=spec.filters, full=full, on_chunk=on_progress, stats=stats)
+            for prompt, row in view.rows(groups):
+                writer.write(split_of(prompt), row)
+        files = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    facts = _facts(view, stats, pseudonyms)
+    card = dataset_card(
+        name=spec.name,
+        view=view,
+        spec=spec,
+        files=files,
+        facts=facts,
+        rubrics=export_rubrics(rubric_ids=stats.rubric_ids),
+    )
+    card_path = folder / "README.md"
+    card_path.write_text(card, encoding="utf-8")
+    all_files = sorted(
+        [
+            *files,
+            {
+                "path": "README.md",
+                "split": None,
+                "kind": "card",
+                "rows": None,
+                "bytes": card_path.stat().st_size,
+                "sha256": file_sha256(card_path),
+            },
+        ],
+        key=lambda f: f["path"],
+    )
+    splits: dict[str, int] = {}
+    for f in files:
+        splits[f["split"]] = f["rows"]
+    listing = "".join(f"{f['sha256']}  {f['path']}\n" for f in all_files)
+    return {
+        "format": spec.format,
+        "view": view.title,
+        "description": view.description,
+        "aggregation": spec.aggregation,
+        "adjudication": "not available: Preflab has no adjudication step yet",
+        "name": spec.name,
+        "columns": view.columns,
+        "rows": sum(splits.values()),
+        "splits": splits,
+        "files": all_files,
+        "skipped": facts["skipped"],
+        "judgments": facts["judgments"],
+        "comparisons": facts["comparisons"],
+        "raters": facts["raters"],
+        "agreement": facts["agreement"],
+        "filters": spec.filters,
+        "options": spec.options,
+        "margin_mapping": MARGIN_MAPPING_DOC,
+        "rater_id": RATER_ID_DOC,
+        "split_rule": SPLIT_DOC,
+        "paused_raters": "exclude_paused_raters leaves out users with is_active = false",
+        "sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest(),
+        "sha256_of": "the lines '<sha256>  <path>\\n' of every file, sorted by path (sha256sum -c format)",
+        "code_version": facts["code_version"],
+    }
