@@ -66,19 +66,36 @@ class QueueAdmin(admin.ModelAdmin):
 
 @admin.register(QueueItem)
 class QueueItemAdmin(admin.ModelAdmin):
+    """``claimed`` and ``judged`` count the item's assignments and judgments: only the assignment
+    services change them (``manage.py check_integrity --fix`` recounts them from the rows)."""
+
     list_display = ("id", "queue", "comparison", "claimed", "judged", "is_gold", "priority")
     list_filter = ("queue", "is_gold")
     readonly_fields = ("claimed", "judged")
 
 
+class _LifecycleOnlyAdmin(admin.ModelAdmin):
+    """Read-only in the Django admin: assignments and judgments are made, moved and removed only
+    by the services (claim, submit, skip, undo), which keep each item's counters in step. A row
+    added or deleted here would leave ``claimed``/``judged`` wrong; a judgment is never deleted
+    (rater trust and exports decide what to leave out), and a rater with work is deactivated
+    rather than deleted."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(_LifecycleOnlyAdmin):
     list_display = ("id", "item", "rater", "status", "expires_at", "created_at")
     list_filter = ("status",)
-    readonly_fields = ("item", "rater", "shown_order", "status", "expires_at")
+    readonly_fields = [f.name for f in Assignment._meta.fields]
 
 
 @admin.register(Judgment)
-class JudgmentAdmin(admin.ModelAdmin):
+class JudgmentAdmin(_LifecycleOnlyAdmin):
     list_display = ("id", "assignment", "preference", "rubric", "created_at")
     readonly_fields = [f.name for f in Judgment._meta.fields]

@@ -15,10 +15,9 @@ from rest_framework.views import APIView
 from comparisons.models import Prompt
 from comparisons.selectors import prompts_select
 from labeling import selectors, services
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, NotFound
 from labeling.models import Judgment, Queue, Rubric, User
 from labeling.permissions import IsAdminRole, IsResearcherOrAdmin
-from labeling.services.workbench import judgment_submit_with_rewrite
 
 
 class TokenObtainApi(ObtainAuthToken):
@@ -167,9 +166,10 @@ class QueueListCreateApi(APIView):
 
 
 def _queue_or_404(queue_id: int) -> Queue:
-    queue = selectors.queue_get(queue_id=queue_id)
+    """A queue for the admin routes (a rater works on one only through ``queue_get_for_rater``)."""
+    queue = Queue.objects.select_related("rubric").filter(pk=queue_id).first()
     if queue is None:
-        raise ApplicationError("No such queue.", status_code=404)
+        raise NotFound("No such queue.")
     return queue
 
 
@@ -222,7 +222,10 @@ class AssignmentOutputSerializer(serializers.Serializer):
 
 
 class QueueNextApi(APIView):
-    """Lease the next item: 201 with the assignment, 204 when nothing is left for this rater."""
+    """Lease the next item: 201 with the assignment, 204 when nothing is left for this rater.
+
+    404 for a queue that does not exist or that the caller is not a member of (as on the judging
+    page); 403 with the reason for an unpassed qualification or a queue-wide content opt-out."""
 
     class InputSerializer(serializers.Serializer):
         fresh = serializers.BooleanField(
@@ -233,7 +236,7 @@ class QueueNextApi(APIView):
         request=InputSerializer, responses={201: AssignmentOutputSerializer, 204: OpenApiResponse()}
     )
     def post(self, request: Request, queue_id: int) -> Response:
-        queue = _queue_or_404(queue_id)
+        queue = selectors.queue_get_for_rater(rater=request.user, queue_id=queue_id)  # type: ignore[arg-type]
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = services.assignment_claim_next(
@@ -290,7 +293,7 @@ class AssignmentJudgmentApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         # The same service as the judging page: a rewrite is also stored as a human-written candidate.
-        judgment, created = judgment_submit_with_rewrite(assignment=assignment, **data.validated_data)
+        judgment, created = services.judgment_submit(assignment=assignment, **data.validated_data)
         body = JudgmentOutputSerializer(judgment, context={"replayed": not created}).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -366,7 +369,7 @@ class QueueStatsApi(APIView):
 
     @extend_schema(responses={200: OpenApiResponse(description="progress, throughput, raters")})
     def get(self, request: Request, queue_id: int) -> Response:
-        from labeling import dashboards
+        from labeling.selectors import dashboards
 
         queue = _queue_or_404(queue_id)
         return Response(

@@ -1,6 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
-from labeling import apis, manage_views, views
+from labeling import apis
+from labeling.views import manage, rate
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("auth/token/", apis.TokenObtainApi.as_view(), name="api-token"),
@@ -23,13 +24,13 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 page_patterns: list[URLPattern | URLResolver] = [
-    path("manage/queues/", manage_views.manage_queues, name="manage-queues"),
-    path("manage/queues/new/", manage_views.manage_queue_new, name="manage-queue-new"),
-    path("manage/queues/<int:queue_id>/", manage_views.manage_queue, name="manage-queue"),
-    path("", views.home, name="home"),
-    path("rate/", views.rate_home, name="rate-home"),
-    path("rate/<int:queue_id>/", views.rate_queue, name="rate-queue"),
-    path("rate/assignment/<int:assignment_id>/", views.rate_assignment, name="rate-assignment"),
-    path("rate/<int:queue_id>/undo/", views.rate_undo, name="rate-undo"),
-    path("rate/profile/", views.rate_profile, name="rate-profile"),
+    path("manage/queues/", manage.manage_queues, name="manage-queues"),
+    path("manage/queues/new/", manage.manage_queue_new, name="manage-queue-new"),
+    path("manage/queues/<int:queue_id>/", manage.manage_queue, name="manage-queue"),
+    path("", rate.home, name="home"),
+    path("rate/", rate.rate_home, name="rate-home"),
+    path("rate/<int:queue_id>/", rate.rate_queue, name="rate-queue"),
+    path("rate/assignment/<int:assignment_id>/", rate.rate_assignment, name="rate-assignment"),
+    path("rate/<int:queue_id>/undo/", rate.rate_undo, name="rate-undo"),
+    path("rate/profile/", rate.rate_profile, name="rate-profile"),
 ]

@@ -210,7 +210,9 @@ class Assignment(models.Model):
         EXPIRED = "expired", "Expired"  # the lease ran out and was released
 
     item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
-    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    # PROTECT: deleting a rater would take their assignments and judgments with it and leave the
+    # items' counters wrong; a rater who worked is deactivated instead.
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.LEASED)
     shown_order = models.JSONField(help_text="Candidate ids in the order shown: index 0 is label A.")
     expires_at = models.DateTimeField()

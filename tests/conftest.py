@@ -6,6 +6,19 @@ from rest_framework.test import APIClient
 from tests.factories import AdminFactory, RaterFactory, ResearcherFactory
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres`` check PostgreSQL-only SQL: they are skipped, visibly, on SQLite
+    (the default). CI's PostgreSQL run (DATABASE_URL=postgres://...) runs them."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL only (set DATABASE_URL=postgres://... to run it)")
+    for item in items:
+        if item.get_closest_marker("postgres") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _eager_celery():
     """Tasks run in-process unless a test starts a real worker (marker ``worker``).

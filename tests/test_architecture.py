@@ -101,7 +101,6 @@ def _python_modules() -> list[Path]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="the split of the long modules lands in the next commits")
 def test_no_module_is_over_the_size_limit():
     lines = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in _python_modules()}
     assert len(lines) > 50

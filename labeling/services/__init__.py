@@ -1,4 +1,10 @@
-"""Writes for labeling, one module per entity: users, rubrics, queues, assignments, judgments.
+"""Writes for labeling, one module per subject:
+
+- ``assignments``: the assignment lifecycle, the only place that changes ``Assignment.status``
+  and the item counters ``claimed``/``judged`` (lease, submit, skip, pass on, expire, reopen);
+- ``claims``: the one door to the next item (membership, qualification, caps, gold, opt-outs);
+- ``judgments``: checking and recording answers (and a rater's rewrite);
+- ``queues``, ``adaptive``, ``rubrics``, ``users``, ``raters``.
 
 Lock order, everywhere: rater row -> assignment row -> queue item row. Keeping one order is
 what keeps concurrent claims, submits, skips and lease expiry free of deadlocks on PostgreSQL.
@@ -7,12 +13,12 @@ On SQLite every transaction starts IMMEDIATE (see settings), which serializes wr
 
 from labeling.services.adaptive import queue_reprioritize
 from labeling.services.assignments import (
-    assignment_claim_next,
-    assignment_claim_next_any,
+    assignment_reopen_last,
     assignment_skip,
     assignments_expire,
-    rater_is_qualified,
+    queue_items_recount,
 )
+from labeling.services.claims import assignment_claim_next, assignment_claim_next_any, rater_is_qualified
 from labeling.services.judgments import judgment_submit
 from labeling.services.queues import (
     QUEUE_SETTINGS,
@@ -21,6 +27,7 @@ from labeling.services.queues import (
     queue_add_prompts,
     queue_create,
 )
+from labeling.services.raters import rater_set_content_opt_outs
 from labeling.services.rubrics import rubric_create, rubric_new_version
 from labeling.services.users import user_create
 
@@ -28,6 +35,7 @@ __all__ = [
     "QUEUE_SETTINGS",
     "assignment_claim_next",
     "assignment_claim_next_any",
+    "assignment_reopen_last",
     "assignment_skip",
     "assignments_expire",
     "judgment_submit",
@@ -35,8 +43,10 @@ __all__ = [
     "queue_add_gold",
     "queue_add_prompts",
     "queue_create",
+    "queue_items_recount",
     "queue_reprioritize",
     "rater_is_qualified",
+    "rater_set_content_opt_outs",
     "rubric_create",
     "rubric_new_version",
     "user_create",

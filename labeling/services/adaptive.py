@@ -21,7 +21,7 @@ def queue_reprioritize(*, queue: Queue, prompt_ids: Iterable[int] | None = None)
     runs wait on each other instead of deadlocking. Returns how many items changed.
     """
     from labeling.ratings import bradley_terry, pair_uncertainty_priority
-    from labeling.selectors import comparison_orders, preference_in_positions
+    from labeling.selectors.quality import comparison_orders, preference_in_positions
 
     items = QueueItem.objects.filter(queue=queue, is_gold=False).select_related("comparison")
     if prompt_ids is not None:

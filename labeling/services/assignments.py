@@ -1,23 +1,36 @@
-"""Claiming work: leases, expiry, skips. See the package docstring for the lock order."""
+"""The assignment lifecycle: the one module that changes ``Assignment.status`` and the queue
+item counters ``QueueItem.claimed`` and ``QueueItem.judged``.
+
+States (see ``Assignment.Status``) and the only moves between them::
+
+    (new) --lease--> LEASED --submit--> SUBMITTED --reopen (undo)--> LEASED
+                     LEASED --skip / pass on--> SKIPPED --lease again (skip policy "later")--> LEASED
+                     LEASED --expire--> EXPIRED --submit (a slot is still free)--> SUBMITTED
+
+``claimed`` counts an item's live leases plus its submitted judgments, ``judged`` its
+judgments; each move below changes them in the same transaction as the status, so they never
+drift from the rows (``manage.py check_integrity`` recomputes both and reports any drift).
+Lock order, as everywhere in labeling: rater row -> assignment row -> queue item row.
+"""
 
 from __future__ import annotations
 
-import functools
 import random
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from comparisons.models import Comparison, Prompt
-from labeling import rows
-from labeling.errors import ApplicationError, Conflict
-from labeling.models import Assignment, Queue, QueueItem, User
+from comparisons.models import Candidate, ComparisonCandidate
+from labeling.errors import Conflict
+from labeling.models import Assignment, Judgment, Queue, QueueItem, User
+from labeling.sql import statements
+from labeling.sql.hydrate import insert_values, mark_saved
 
-# ------------------------------------------------------------------------- claiming work
+#: The generator that human-written responses ("write a better response") are stored under.
+HUMAN_GENERATOR_NAME = "human-rewrite"
 
 
 def _shown_order(item: QueueItem) -> list[int]:
@@ -28,11 +41,149 @@ def _shown_order(item: QueueItem) -> list[int]:
     return ids
 
 
-_LAST_SCAN: dict[int, datetime] = {}
+# ------------------------------------------------------------------------------- lease
+
+
+def assignment_lease(*, item: QueueItem, rater: User, queue: Queue, now: datetime) -> Assignment:
+    """(new) -> LEASED: take one of the item's slots and record the rater's lease.
+
+    The caller (the claim) holds the item's row lock and has checked that a slot is free.
+    """
+    assignment = Assignment(
+        item=item,
+        rater=rater,
+        status=Assignment.Status.LEASED,
+        shown_order=_shown_order(item),
+        expires_at=now + timedelta(seconds=queue.lease_seconds),
+    )
+    if connection.vendor != "postgresql":
+        QueueItem.objects.filter(pk=item.pk).update(claimed=F("claimed") + 1)
+        assignment.save(force_insert=True)
+        return assignment
+    # PostgreSQL: the slot and the lease in one statement, one round trip instead of two.
+    row = statements.pg_lease_insert.row(**insert_values(assignment))
+    assert row is not None
+    mark_saved(assignment, row[0])
+    return assignment
+
+
+def assignment_lease_again(*, assignment: Assignment, queue: Queue, now: datetime) -> Assignment:
+    """SKIPPED -> LEASED: an item the rater skipped "for later" comes back to them, shown in a
+    fresh order. The caller (the claim) holds the item's row lock and has checked for a free slot."""
+    QueueItem.objects.filter(pk=assignment.item.pk).update(claimed=F("claimed") + 1)
+    assignment.status = Assignment.Status.LEASED
+    assignment.requeue = False
+    assignment.shown_order = _shown_order(assignment.item)
+    assignment.expires_at = now + timedelta(seconds=queue.lease_seconds)
+    assignment.save(update_fields=["status", "requeue", "shown_order", "expires_at", "updated_at"])
+    return assignment
+
+
+# ------------------------------------------------------------------------------ submit
+
+
+def assignment_submit(*, judgment: Judgment, queue: Queue, now: datetime) -> Judgment:
+    """LEASED or EXPIRED -> SUBMITTED: store ``judgment`` and count it on its item.
+
+    Call inside a transaction. Returns the stored judgment, or the one stored before when the
+    assignment is already SUBMITTED (a concurrent double click got there first). A live lease
+    keeps its slot; an EXPIRED one takes a slot again if one is free, else Conflict. A SKIPPED
+    one is refused (Conflict). Nothing is written when it refuses.
+    """
+    assignment = judgment.assignment
+    if connection.vendor == "postgresql":
+        # The usual case, a live lease, in one statement (see statements.pg_judgment_record).
+        params = insert_values(judgment)
+        del params["row_assignment_id"]  # comes from the moved assignment row
+        row = statements.pg_judgment_record.row(
+            submitted=Assignment.Status.SUBMITTED,
+            now=now,
+            assignment_id=assignment.pk,
+            leased=Assignment.Status.LEASED,
+            **params,
+        )
+        if row is not None:
+            mark_saved(judgment, row[0])
+            assignment.status = Assignment.Status.SUBMITTED
+            return judgment
+    elif Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.LEASED).update(
+        status=Assignment.Status.SUBMITTED, updated_at=now
+    ):
+        _judgment_insert(judgment)
+        assignment.status = Assignment.Status.SUBMITTED
+        return judgment
+    locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+    if locked.status == Assignment.Status.SUBMITTED:
+        return Judgment.objects.get(assignment=locked)
+    if locked.status == Assignment.Status.SKIPPED:
+        raise Conflict("You skipped this item; it can no longer be judged.")
+    # EXPIRED: the lease was released; take a slot again if one is free.
+    if not QueueItem.objects.filter(pk=locked.item_id, claimed__lt=queue.overlap).update(
+        claimed=F("claimed") + 1
+    ):
+        raise Conflict("Your lease on this item expired and it has since been judged by enough raters.")
+    Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED, updated_at=now)
+    _judgment_insert(judgment)
+    assignment.status = Assignment.Status.SUBMITTED
+    return judgment
+
+
+def _judgment_insert(judgment: Judgment) -> None:
+    judgment.save(force_insert=True)
+    QueueItem.objects.filter(pk=judgment.assignment.item_id).update(judged=F("judged") + 1)
+
+
+# ------------------------------------------------------------------ skip and pass on
+
+
+def assignment_skip(*, assignment: Assignment, reason: str = "") -> Assignment:
+    """LEASED or EXPIRED -> SKIPPED, as the queue's skip policy says. Idempotent; a judged item
+    cannot be skipped (Conflict).
+
+    ``others``: the slot goes to other raters, never back to this one. ``later``: also back to
+    this rater once everything else is done. ``retire``: the item is withdrawn for everyone.
+    """
+    with transaction.atomic():
+        locked = Assignment.objects.select_for_update().select_related("item__queue").get(pk=assignment.pk)
+        if locked.status == Assignment.Status.SUBMITTED:
+            raise Conflict("This item is already judged; it cannot be skipped.")
+        if locked.status == Assignment.Status.SKIPPED:
+            return locked
+        policy = locked.item.queue.skip_policy
+        if locked.status == Assignment.Status.LEASED:
+            QueueItem.objects.filter(pk=locked.item_id).update(claimed=F("claimed") - 1)
+        if policy == Queue.SkipPolicy.RETIRE:
+            QueueItem.objects.filter(pk=locked.item_id).update(retired=True)
+        locked.status = Assignment.Status.SKIPPED
+        locked.requeue = policy == Queue.SkipPolicy.LATER
+        locked.skip_reason = reason[:500]
+        locked.save(update_fields=["status", "requeue", "skip_reason", "updated_at"])
+    return locked
+
+
+def assignment_pass_on(*, assignment: Assignment, categories: list[str]) -> Assignment:
+    """LEASED -> SKIPPED: give back an item carrying content the rater opted out of, unseen.
+
+    Like a skip with policy ``others`` whatever the queue's policy (an opt-out never retires an
+    item for everyone, nor brings it back to this rater): the slot goes to other raters.
+    """
+    with transaction.atomic():
+        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if locked.status != Assignment.Status.LEASED:
+            return locked
+        QueueItem.objects.filter(pk=locked.item_id).update(claimed=F("claimed") - 1)
+        locked.status = Assignment.Status.SKIPPED
+        locked.requeue = False
+        locked.skip_reason = ("content opt-out: " + ", ".join(categories))[:500]
+        locked.save(update_fields=["status", "requeue", "skip_reason", "updated_at"])
+    return locked
+
+
+# ------------------------------------------------------------------------------ expire
 
 
 def assignments_expire(*, queue: Queue | None = None, now: datetime | None = None, limit: int = 1000) -> int:
-    """Release leases whose time ran out, so their items can go to other raters.
+    """LEASED -> EXPIRED for leases whose time ran out, so their items can go to other raters.
 
     Each lease is released in its own short transaction (assignment row, then item row), and only
     if it is still leased: two processes expiring the same lease release its slot once.
@@ -53,262 +204,92 @@ def assignments_expire(*, queue: Queue | None = None, now: datetime | None = Non
     return released
 
 
-def _lockable(qs: QuerySet[QueueItem]) -> QuerySet[QueueItem]:
-    """Lock the rows we pick and skip rows another claimer holds (PostgreSQL).
-
-    SQLite has no row locks; there every transaction begins IMMEDIATE, so claims run one at a time.
-    """
-    if connection.features.has_select_for_update_skip_locked:
-        return qs.select_for_update(skip_locked=True, of=("self",))
-    return qs
+# ------------------------------------------------------------------------ reopen (undo)
 
 
-# The one statement every claim runs, written once (see labeling.rows for why not the ORM).
-_PICKED = (QueueItem, Comparison, Prompt)
+def assignment_reopen_last(
+    *, rater: User, queue: Queue, now: datetime | None = None
+) -> tuple[Assignment, dict[str, Any]]:
+    """SUBMITTED -> LEASED: reopen the rater's latest judgment in ``queue`` (undo).
 
+    Allowed while the original lease would still be valid (``expires_at`` in the future) and the
+    item is still open (not retired, within the overlap): the slot the judgment held becomes the
+    lease's slot again, so ``claimed`` is unchanged and ``judged`` drops by one. The judgment is
+    deleted, and a human rewrite stored from it too unless a comparison already uses it.
 
-@functools.cache
-def _pick_sql(vendor: str, gold: bool) -> str:
-    item, comparison, prompt, assignment = (rows.table(m) for m in (*_PICKED, Assignment))
-    q = rows.quote
-    sql = (
-        f"SELECT {rows.select_list(*_PICKED)} FROM {item}"
-        f" INNER JOIN {comparison} ON {comparison}.{q('id')} = {item}.{q('comparison_id')}"
-        f" INNER JOIN {prompt} ON {prompt}.{q('id')} = {comparison}.{q('prompt_id')}"
-        f" WHERE {item}.{q('queue_id')} = %s AND {item}.{q('is_gold')} = %s AND NOT {item}.{q('retired')}"
-        # Gold items are answered by every rater; real items stop at the overlap.
-        + ("" if gold else f" AND {item}.{q('claimed')} < %s")
-        + f" AND NOT EXISTS (SELECT 1 FROM {assignment} WHERE {assignment}.{q('item_id')} = {item}.{q('id')}"
-        f" AND {assignment}.{q('rater_id')} = %s)"
-        f" ORDER BY {item}.{q('priority')} DESC, {item}.{q('id')} ASC LIMIT 1"
-    )
-    if vendor == "postgresql":
-        sql += f" FOR UPDATE OF {item} SKIP LOCKED"
-    return sql
-
-
-def _pick_item(*, rater: User, queue: Queue, gold: bool) -> QueueItem | None:
-    """The first item of the queue, by (priority desc, id), that this rater has not seen and that
-    has room, locked (PostgreSQL: items other claimers hold are skipped, never waited on).
-
-    NOT EXISTS probes the (item, rater) unique key for each item with room, walking the
-    ``queueitem_pick_idx`` index in order, and stops at the first unseen one.
-    """
-    params: list[Any] = [queue.pk, gold] + ([] if gold else [queue.overlap]) + [rater.pk]
-    found = rows.fetch_one(_pick_sql(connection.vendor, gold), params, _PICKED)
-    if found is None:
-        return None
-    item, comparison, prompt = found
-    comparison.prompt = prompt
-    item.comparison = comparison
-    return cast(QueueItem, item)
-
-
-@functools.cache
-def _member_sql(vendor: str) -> str:
-    user, members, assignment, item = (
-        rows.table(m) for m in (User, Queue.members.through, Assignment, QueueItem)
-    )
-    q = rows.quote
-    held = (
-        f"SELECT {assignment}.{q('id')} FROM {assignment}"
-        f" INNER JOIN {item} ON {item}.{q('id')} = {assignment}.{q('item_id')}"
-        f" WHERE {assignment}.{q('rater_id')} = {user}.{q('id')} AND {item}.{q('queue_id')} = %s"
-        f" AND {assignment}.{q('status')} = %s AND {assignment}.{q('expires_at')} > %s"
-        f" ORDER BY {assignment}.{q('id')} ASC LIMIT 1"
-    )
-    sql = (
-        f"SELECT {user}.{q('id')}, ({held})"
-        # A lease lost in a database crash is harmless (the rater asks again), so the claim's
-        # commit does not wait for the disk (set for this transaction only); judgments still do.
-        + (", set_config('synchronous_commit', 'off', true)" if vendor == "postgresql" else "")
-        + f" FROM {user} INNER JOIN {members} ON {members}.{q('user_id')} = {user}.{q('id')}"
-        f" WHERE {user}.{q('id')} = %s AND {members}.{q('queue_id')} = %s"
-    )
-    if vendor == "postgresql":
-        sql += f" FOR UPDATE OF {user}"
-    return sql
-
-
-def _pick_requeued(*, rater: User, queue: Queue) -> Assignment | None:
-    """A skipped-for-later item of this rater that still has room (skip policy ``later``)."""
-    skipped = list(
-        Assignment.objects.filter(
-            rater=rater, item__queue=queue, status=Assignment.Status.SKIPPED, requeue=True
-        ).values_list("pk", "item_id")
-    )
-    if not skipped:
-        return None
-    items = _lockable(
-        QueueItem.objects.filter(pk__in=[i for _, i in skipped], retired=False, claimed__lt=queue.overlap)
-    ).order_by("-priority", "id")
-    item = items.select_related("comparison__prompt").first()
-    if item is None:
-        return None
-    assignment = Assignment.objects.get(pk=next(pk for pk, i in skipped if i == item.pk))
-    assignment.item = item
-    return assignment
-
-
-def rater_is_qualified(*, rater: User, queue: Queue) -> bool:
-    """Has the rater passed the queue's qualification (gold) queue, if it has one?"""
-    if queue.qualification_id is None:
-        return True
-    from labeling.selectors import rater_gold_accuracy
-
-    answered, accuracy = rater_gold_accuracy(rater=rater, queue_id=queue.qualification_id)
-    return answered >= queue.qualification_min_items and accuracy >= queue.qualification_min_accuracy
-
-
-def assignment_claim_next(
-    *,
-    rater: User,
-    queue: Queue,
-    now: datetime | None = None,
-    fresh: bool = False,
-    rng: random.Random | None = None,
-) -> Assignment | None:
-    """Lease the next item of ``queue`` to ``rater``, or return None when nothing is left for them.
-
-    Guarantees, also with many raters claiming at once:
-    - a rater who holds an unexpired lease in this queue gets it back (a refresh never burns an
-      item) unless ``fresh`` asks for another one, up to the queue's ``max_open_leases``; two
-      concurrent claims by one rater are serialized by locking the rater's row;
-    - a rater never gets an item they already judged, skipped or held (unique item/rater), except
-      an item they skipped "for later", which comes back after everything else;
-    - no item is leased or judged more than the queue's overlap: candidate items are locked with
-      ``SELECT ... FOR UPDATE SKIP LOCKED`` in a fixed order (priority, id), so two raters never
-      wait on or take the same slot, and ``claimed`` only grows under that lock;
-    - gold items are mixed in at the queue's gold rate (any number of raters answer each one);
-      a rater gets no gold once the real items are gone.
+    Locks the rater row, then the assignment row, then the item row: an undo racing a claim or a
+    double-clicked undo by the same rater runs one after the other; the second finds nothing
+    newer to undo or reopens the previous one only if it too qualifies.
+    Returns (the reopened assignment, the removed answers to prefill the form with).
     """
     now = now or timezone.now()
-    if queue.status != Queue.Status.ACTIVE:
-        return None
-    # Reclaim expired leases at claim time, at most once per PREFLAB_LEASE_SCAN_SECONDS per queue
-    # and process (the beat task does it too): a slot freed by an expiry is seen within that time.
-    last = _LAST_SCAN.get(queue.pk)
-    every = timedelta(seconds=settings.PREFLAB_LEASE_SCAN_SECONDS)
-    if last is None or not (last <= now < last + every):
-        _LAST_SCAN[queue.pk] = now
-        assignments_expire(queue=queue, now=now)
-    want_gold = queue.gold_rate > 0 and (rng or random).random() < queue.gold_rate
     with transaction.atomic():
-        # One statement locks the rater's row (serializes one rater's concurrent claims), checks
-        # membership and finds the rater's oldest live lease in this queue, if any.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _member_sql(connection.vendor),
-                [
-                    queue.pk,
-                    Assignment.Status.LEASED,
-                    connection.ops.adapt_datetimefield_value(now),
-                    rater.pk,
-                    queue.pk,
-                ],
+        User.objects.select_for_update().filter(pk=rater.pk).values_list("pk", flat=True).first()
+        last_id = (
+            Assignment.objects.filter(rater=rater, item__queue=queue, status=Assignment.Status.SUBMITTED)
+            .order_by("-updated_at", "-id")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if last_id is None:
+            raise Conflict("There is no judgment of yours in this queue to undo.")
+        locked = Assignment.objects.select_for_update().get(pk=last_id)
+        item = QueueItem.objects.select_for_update().get(pk=locked.item_id)
+        if locked.status != Assignment.Status.SUBMITTED:
+            raise Conflict("That judgment was already reopened.")
+        if locked.expires_at <= now:
+            raise Conflict("Too late to undo: the lease on your last item has run out.")
+        if item.retired or item.claimed > queue.overlap:
+            raise Conflict("Too late to undo: your last item is closed.")
+        judgment = Judgment.objects.get(assignment=locked)
+        previous = {
+            key: getattr(judgment, key)
+            for key in (
+                "preference",
+                "ranking",
+                "criteria",
+                "flags",
+                "rationale",
+                "rewrite",
+                "active_seconds",
             )
-            member = cursor.fetchone()
-        if member is None:
-            raise ApplicationError("You are not a member of this queue.", status_code=403)
-        if not rater_is_qualified(rater=rater, queue=queue):
-            raise ApplicationError(
-                f"This queue needs a passed qualification in '{queue.qualification}' first.", status_code=403
+        }
+        rewrite = Candidate.objects.filter(
+            generator__name=HUMAN_GENERATOR_NAME, sample_index=judgment.pk, author_id=rater.pk
+        ).first()
+        if rewrite is not None and not ComparisonCandidate.objects.filter(candidate=rewrite).exists():
+            rewrite.delete()
+        judgment.delete()
+        QueueItem.objects.filter(pk=item.pk).update(judged=F("judged") - 1)
+        locked.status = Assignment.Status.LEASED
+        locked.save(update_fields=["status", "updated_at"])
+    locked.item = item
+    item.queue = queue
+    return locked, previous
+
+
+# ------------------------------------------------------------------------------ repair
+
+
+def queue_items_recount(*, item_ids: list[int]) -> int:
+    """Set ``claimed`` and ``judged`` of these items to what their rows say (``check_integrity
+    --fix``). Each item is locked while it is recounted, so a concurrent claim or submit waits.
+    Returns how many items changed."""
+    changed = 0
+    for item_id in sorted(item_ids):
+        with transaction.atomic():
+            item = QueueItem.objects.select_for_update().filter(pk=item_id).first()
+            if item is None:
+                continue
+            counts = Assignment.objects.filter(item_id=item_id).aggregate(
+                claimed=Count(
+                    "id", filter=Q(status__in=[Assignment.Status.LEASED, Assignment.Status.SUBMITTED])
+                ),
+                judged=Count("judgment"),
             )
-        held_id = member[1]
-        if held_id is not None:
-            if not fresh:
-                refreshed = Assignment.objects.select_related("item__comparison__prompt").get(pk=held_id)
-                return _attach(refreshed, queue)
-            n_held = Assignment.objects.filter(
-                rater=rater, item__queue=queue, status=Assignment.Status.LEASED, expires_at__gt=now
-            ).count()
-            if n_held >= queue.max_open_leases:
-                raise Conflict(f"You already hold {n_held} open item(s) in this queue (the most allowed).")
-        item = _pick_item(rater=rater, queue=queue, gold=want_gold)
-        if want_gold and item is None:
-            item = _pick_item(rater=rater, queue=queue, gold=False)
-        if item is None:
-            requeued = _pick_requeued(rater=rater, queue=queue)
-            if requeued is None:
-                return None
-            QueueItem.objects.filter(pk=requeued.item.pk).update(claimed=F("claimed") + 1)
-            requeued.status = Assignment.Status.LEASED
-            requeued.requeue = False
-            requeued.shown_order = _shown_order(requeued.item)
-            requeued.expires_at = now + timedelta(seconds=queue.lease_seconds)
-            requeued.save(update_fields=["status", "requeue", "shown_order", "expires_at", "updated_at"])
-            return _attach(requeued, queue)
-        assignment = _lease(item=item, rater=rater, queue=queue, now=now)
-    return _attach(assignment, queue)
-
-
-@functools.cache
-def _lease_sql(vendor: str) -> str:
-    item, assignment = rows.table(QueueItem), rows.table(Assignment)
-    q = rows.quote
-    columns, placeholders = rows.insert_columns(Assignment)
-    return (
-        f"WITH bumped AS (UPDATE {item} SET {q('claimed')} = {q('claimed')} + 1 WHERE {q('id')} = %s)"
-        f" INSERT INTO {assignment} ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) RETURNING {q('id')}"
-    )
-
-
-def _lease(*, item: QueueItem, rater: User, queue: Queue, now: datetime) -> Assignment:
-    """Take one of the item's slots and record the rater's lease (the pick locked the item row)."""
-    assignment = Assignment(
-        item=item,
-        rater=rater,
-        shown_order=_shown_order(item),
-        expires_at=now + timedelta(seconds=queue.lease_seconds),
-    )
-    if connection.vendor != "postgresql":
-        QueueItem.objects.filter(pk=item.pk).update(claimed=F("claimed") + 1)
-        assignment.save(force_insert=True)
-        return assignment
-    # PostgreSQL: the slot and the lease in one statement, one round trip instead of two.
-    with connection.cursor() as cursor:
-        cursor.execute(_lease_sql(connection.vendor), [item.pk, *rows.insert_values(assignment)])
-        rows.mark_saved(assignment, cursor.fetchone()[0])
-    return assignment
-
-
-def _attach(assignment: Assignment, queue: Queue) -> Assignment:
-    # The caller's queue row (with its rubric) saves a query when the payload is built.
-    assignment.item.queue = queue
-    return assignment
-
-
-def assignment_claim_next_any(*, rater: User, now: datetime | None = None) -> Assignment | None:
-    """The next item from the rater's queues, highest queue priority first."""
-    for queue in Queue.objects.filter(members=rater, status=Queue.Status.ACTIVE).select_related("rubric"):
-        try:
-            assignment = assignment_claim_next(rater=rater, queue=queue, now=now)
-        except ApplicationError:
-            continue  # not qualified yet: try the next queue
-        if assignment is not None:
-            return assignment
-    return None
-
-
-def assignment_skip(*, assignment: Assignment, reason: str = "") -> Assignment:
-    """Give the item back, as the queue's skip policy says. Idempotent; a judged item cannot be skipped.
-
-    ``others``: the slot goes to other raters, never back to this one. ``later``: also back to this
-    rater once everything else is done. ``retire``: the item is withdrawn for everyone.
-    """
-    with transaction.atomic():
-        locked = Assignment.objects.select_for_update().select_related("item__queue").get(pk=assignment.pk)
-        if locked.status == Assignment.Status.SUBMITTED:
-            raise Conflict("This item is already judged; it cannot be skipped.")
-        if locked.status == Assignment.Status.SKIPPED:
-            return locked
-        policy = locked.item.queue.skip_policy
-        if locked.status == Assignment.Status.LEASED:
-            QueueItem.objects.filter(pk=locked.item_id).update(claimed=F("claimed") - 1)
-        if policy == Queue.SkipPolicy.RETIRE:
-            QueueItem.objects.filter(pk=locked.item_id).update(retired=True)
-        locked.status = Assignment.Status.SKIPPED
-        locked.requeue = policy == Queue.SkipPolicy.LATER
-        locked.skip_reason = reason[:500]
-        locked.save(update_fields=["status", "requeue", "skip_reason", "updated_at"])
-    return locked
+            if (item.claimed, item.judged) != (counts["claimed"], counts["judged"]):
+                QueueItem.objects.filter(pk=item_id).update(
+                    claimed=counts["claimed"], judged=counts["judged"]
+                )
+                changed += 1
+    return changed

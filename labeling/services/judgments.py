@@ -1,20 +1,22 @@
-"""Recording judgments."""
+"""Recording judgments: the answers are checked here; the assignment's move to SUBMITTED and
+the item's counters are ``labeling.services.assignments``' (``assignment_submit``)."""
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling import rows
-from labeling.errors import ApplicationError, Conflict
-from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, Rubric
-from labeling.selectors import LABELS, rubric_criteria
+from comparisons.models import Candidate
+from labeling.errors import ApplicationError
+from labeling.models import Assignment, Criterion, Judgment, Queue, Rubric
+from labeling.selectors.assignments import LABELS
+from labeling.selectors.queues import rubric_criteria
 from labeling.services.adaptive import queue_reprioritize
+from labeling.services.assignments import HUMAN_GENERATOR_NAME, assignment_submit
+from model_runner.models import Generator
 
 # ----------------------------------------------------------------------------- judgments
 
@@ -95,7 +97,8 @@ def judgment_submit(
 
     Idempotent: a double click, retry or replay returns the stored judgment with created=False.
     A lease that ran out is still accepted while the item has room (its slot is taken again);
-    otherwise it is refused with a Conflict and nothing is written.
+    otherwise it is refused with a Conflict and nothing is written. A ``rewrite`` ("write a
+    better response") is also stored as a human-written candidate, in the same transaction.
     """
     now = now or timezone.now()
     queue = assignment.item.queue
@@ -136,41 +139,13 @@ def judgment_submit(
     )
     try:
         with transaction.atomic():
-            # The usual case, a live lease: the conditional update of the assignment takes its
-            # row lock and moves the status, so a concurrent double click or expiry waits for us
-            # and then finds the lease no longer leased.
-            if connection.vendor == "postgresql":
-                recorded = _record_on_live_lease(judgment=judgment, now=now)
-            else:
-                recorded = bool(
-                    Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.LEASED).update(
-                        status=Assignment.Status.SUBMITTED, updated_at=now
-                    )
-                )
-                if recorded:
-                    _record(judgment)
-            if not recorded:
-                locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
-                if locked.status == Assignment.Status.SUBMITTED:
-                    # A concurrent double click got here first.
-                    return Judgment.objects.get(assignment=locked), False
-                if locked.status == Assignment.Status.SKIPPED:
-                    raise Conflict("You skipped this item; it can no longer be judged.")
-                # EXPIRED: the lease was released; take a slot again if one is free.
-                retaken = QueueItem.objects.filter(pk=locked.item_id, claimed__lt=queue.overlap).update(
-                    claimed=F("claimed") + 1
-                )
-                if not retaken:
-                    raise Conflict(
-                        "Your lease on this item expired and it has since been judged by enough raters."
-                    )
-                Assignment.objects.filter(pk=assignment.pk).update(
-                    status=Assignment.Status.SUBMITTED, updated_at=now
-                )
-                _record(judgment)
-            assignment.status = Assignment.Status.SUBMITTED
+            stored = assignment_submit(judgment=judgment, queue=queue, now=now)
+            if stored is not judgment:
+                return stored, False  # a concurrent double click got here first
             if not queue.rubric.frozen:
                 Rubric.objects.filter(pk=queue.rubric_id).update(frozen=True)
+            if judgment.rewrite.strip():
+                candidate_create_from_rewrite(judgment=judgment)
             if queue.pairing == Queue.Pairing.ADAPTIVE:
                 prompt_id = assignment.item.comparison.prompt_id
                 transaction.on_commit(lambda: queue_reprioritize(queue=queue, prompt_ids=[prompt_id]))
@@ -180,43 +155,33 @@ def judgment_submit(
     return judgment, True
 
 
-def _record(judgment: Judgment) -> None:
-    """Store the judgment and count it on its item (the assignment is already SUBMITTED)."""
-    judgment.save(force_insert=True)
-    QueueItem.objects.filter(pk=judgment.assignment.item_id).update(judged=F("judged") + 1)
-
-
-# The judgment's assignment_id comes from the moved assignment row, not from a parameter.
-_ASSIGNMENT_AT = [f.attname for f in rows.insert_fields(Judgment)].index("assignment_id")
-
-
-@functools.cache
-def _live_lease_sql(vendor: str) -> str:
-    assignment, item, judgment = (rows.table(m) for m in (Assignment, QueueItem, Judgment))
-    q = rows.quote
-    columns, placeholders = rows.insert_columns(Judgment)
-    placeholders[_ASSIGNMENT_AT] = f"moved.{q('id')}"
-    return (
-        f"WITH moved AS (UPDATE {assignment} SET {q('status')} = %s, {q('updated_at')} = %s"
-        f" WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {q('id')}, {q('item_id')}),"
-        f" bumped AS (UPDATE {item} SET {q('judged')} = {q('judged')} + 1"
-        f" WHERE {q('id')} IN (SELECT {q('item_id')} FROM moved))"
-        f" INSERT INTO {judgment} ({', '.join(columns)}) SELECT {', '.join(placeholders)} FROM moved"
-        f" RETURNING {q('id')}"
+def _human_generator() -> Generator:
+    generator, _ = Generator.objects.get_or_create(
+        name=HUMAN_GENERATOR_NAME, defaults={"backend": Generator.Backend.HUMAN}
     )
+    return generator
 
 
-def _record_on_live_lease(*, judgment: Judgment, now: datetime) -> bool:
-    """PostgreSQL: if the assignment is still leased, mark it submitted, store the judgment and
-    count it on its item, in one statement (one round trip instead of three). False, with nothing
-    written, when the lease is not live (judged, skipped or expired): the caller sorts that out."""
-    values = rows.insert_values(judgment)
-    del values[_ASSIGNMENT_AT]
-    params = [Assignment.Status.SUBMITTED, now, judgment.assignment_id, Assignment.Status.LEASED, *values]
-    with connection.cursor() as cursor:
-        cursor.execute(_live_lease_sql(connection.vendor), params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    rows.mark_saved(judgment, row[0])
-    return True
+def candidate_create_from_rewrite(*, judgment: Judgment) -> Candidate | None:
+    """Store a judgment's "write a better response" text as a human-written candidate.
+
+    The candidate belongs to the item's prompt, is authored by the rater, comes from the ``human``
+    generator and uses the judgment's id as its sample index, so one judgment stores at most one
+    (a replay finds the existing row). It joins no comparison here: the rater never sees it in
+    their blind view; pairing it against model responses is a later queue's decision.
+    """
+    text = (judgment.rewrite or "").strip()
+    if not text:
+        return None
+    assignment = judgment.assignment
+    candidate, _ = Candidate.objects.get_or_create(
+        prompt_id=assignment.item.comparison.prompt_id,
+        generator=_human_generator(),
+        sample_index=judgment.pk,
+        defaults={
+            "text": text,
+            "author_id": assignment.rater_id,
+            "finish_reason": Candidate.FinishReason.HUMAN,
+        },
+    )
+    return candidate

@@ -44,6 +44,11 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def screenshots() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshots(tmp_path: Path) -> Path:
+    """Where the tests save their screenshots: a temporary folder, or the docs' own
+    (docs/screenshots/) with ``PREFLAB_SCREENSHOTS=1``, to refresh the pictures the docs show
+    without a plain test run rewriting tracked files."""
+    if os.environ.get("PREFLAB_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path

@@ -1,6 +1,6 @@
 """Admin pages in a real browser: starting and watching generation jobs, and a queue's dashboard.
 
-Also saves the README's screenshots of both (docs/screenshots/).
+Also saves the screenshots of both that the docs show (docs/screenshots/, with PREFLAB_SCREENSHOTS=1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rater workbench in a real browser: keyboard-only judging, ranking, skip, undo, XSS, warnings.
 
-Also saves the README's screenshots (docs/screenshots/) and the page weight (var/browser/).
+Also saves the docs' screenshots (docs/screenshots/, with PREFLAB_SCREENSHOTS=1) and the page weight (var/browser/).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from django.db import connections
 from labeling.models import Assignment, Judgment, QueueItem
 from labeling.services import assignment_claim_next, assignment_skip, judgment_submit
 from tests.factories import QueueFactory, QueueItemFactory, RaterFactory
+from tests.integrity import assert_no_drift
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,3 +76,4 @@ def test_many_raters_claim_and_submit_without_overshoot(raters, items, overlap, 
     if skip_rate == 0:
         # everyone kept going until nothing was left: every item reached exactly its overlap
         assert set(per_item.values()) == {overlap} and len(per_item) == items
+    assert_no_drift()

@@ -285,27 +285,27 @@ def test_beat_reprioritizes_adaptive_queues():
     assert QueueItem.objects.get(pk=item.pk).priority > 0
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_claim_skips_the_commit_flush_only_for_its_own_transaction(monkeypatch):
     """PostgreSQL: the claim's transaction runs with synchronous_commit off; nothing after it does."""
     from django.db import connection
 
-    from labeling.services import assignments
+    from labeling.services import claims
 
     queue, (a, *_), _ = _queue(2)
     seen = []
-    pick = assignments._pick_item
+    pick = claims._pick_item
 
     def spy(**kwargs):
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW synchronous_commit")
-                seen.append(cursor.fetchone()[0])
-        return pick(**kwargs)
-
-    monkeypatch.setattr(assignments, "_pick_item", spy)
-    assert assignment_claim_next(rater=a, queue=queue) is not None
-    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SHOW synchronous_commit")
-            assert seen == ["off"] and cursor.fetchone()[0] == "on"
+            seen.append(cursor.fetchone()[0])
+        return pick(**kwargs)
+
+    monkeypatch.setattr(claims, "_pick_item", spy)
+    assert assignment_claim_next(rater=a, queue=queue) is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        after = cursor.fetchone()[0]
+    assert seen == ["off"] and after == "on"

@@ -157,7 +157,9 @@ def test_overlap_two_distinct_raters_then_full(api, rater, rater2, queue):
 def test_non_member_and_paused_queue(api, queue, rater_api):
     outsider = RaterFactory()
     api.force_authenticate(outsider)
-    assert api.post(f"/api/v1/queues/{queue.pk}/next/").status_code == 403
+    # Not a member: as absent as a queue that does not exist (the judging page answers the same).
+    response = api.post(f"/api/v1/queues/{queue.pk}/next/")
+    assert response.status_code == 404 and response.json() == {"detail": "No such queue."}
     queue.status = "paused"
     queue.save()
     assert rater_api.post(f"/api/v1/queues/{queue.pk}/next/").status_code == 204

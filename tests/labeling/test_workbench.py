@@ -13,9 +13,9 @@ from comparisons.models import Candidate
 from labeling.errors import Conflict
 from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem
 from labeling.selectors import content_warnings_for_assignment
-from labeling.services import workbench
+from labeling.services import assignment_reopen_last
 from labeling.templatetags.preflab import render_markdown, word_diff
-from labeling.views import flag_hotkeys, parse_ranking_text
+from labeling.views.judging_form import flag_hotkeys, parse_ranking_text
 from model_runner.models import Generator
 from tests.factories import (
     CandidateFactory,
@@ -236,14 +236,14 @@ def test_undo_reopens_last_judgment_keeping_the_slot(rater, pair_queue):
 
 def test_undo_refused_after_the_lease_would_have_expired_or_when_nothing(rater, rater2, pair_queue):
     with pytest.raises(Conflict, match="no judgment"):
-        workbench.judgment_undo_last(rater=rater, queue=pair_queue)
+        assignment_reopen_last(rater=rater, queue=pair_queue)
     judgment = JudgmentFactory(
         assignment__item=pair_queue.items.first(),
         assignment__rater=rater,
         assignment__expires_at=timezone.now() - timedelta(seconds=1),
     )
     with pytest.raises(Conflict, match="Too late"):
-        workbench.judgment_undo_last(rater=rater, queue=pair_queue)
+        assignment_reopen_last(rater=rater, queue=pair_queue)
     assert Judgment.objects.filter(pk=judgment.pk).exists()
     # Another rater cannot undo it (only their own work) and the page says why.
     pair_queue.members.add(rater2)

@@ -27,6 +27,7 @@ from labeling.celery import app
 from model_runner import services
 from model_runner.models import GenerationJob, Generator
 from tests.factories import GeneratorFactory, PromptFactory
+from tests.integrity import assert_no_drift
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -152,3 +153,4 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
     # ... and no duplicates: one row each (the unique key), nothing beyond K.
     assert rows.count() == len(prompts) * K == job.done == job.total
     assert not rows.values("prompt_id", "sample_index").annotate(n=Count("id")).filter(n__gt=1).exists()
+    assert_no_drift()

@@ -13,7 +13,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from labeling.models import Assignment, Judgment, Queue
-from labeling.selectors import comparison_orders, judgment_matches_gold, preference_in_positions
+from labeling.selectors.quality import comparison_orders, judgment_matches_gold, preference_in_positions
 
 
 def _sign(x: int) -> int:

@@ -10,9 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from comparisons.forms import PromptChoiceForm
-from labeling import dashboards, services
+from labeling import services
 from labeling.errors import ApplicationError
 from labeling.models import Queue, Rubric, User
+from labeling.selectors import dashboards
 
 
 def _require_staff_role(request: HttpRequest) -> None:

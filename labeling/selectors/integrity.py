@@ -1,0 +1,138 @@
+"""Every counter and invariant of the stored data, recomputed from the rows (``check_integrity``).
+
+The database's constraints already forbid most of what must never happen (one lease per rater
+and item, one judgment per assignment, one candidate per prompt/generator/sample); this finds the
+rest: denormalized counters that drifted from the rows they count, and relations no single
+constraint can state. Each check is one aggregate query, so it runs on a live database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, F, Q
+
+from comparisons.models import Candidate, Comparison, ComparisonCandidate
+from labeling.models import Assignment, Judgment, QueueItem, Rubric
+
+_LIVE_OR_JUDGED = [Assignment.Status.LEASED, Assignment.Status.SUBMITTED]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One broken invariant: which rule, which row, what the rows say and what is stored."""
+
+    check: str
+    model: str
+    pk: Any
+    expected: Any
+    found: Any
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.model} {self.pk}: expected {self.expected}, found {self.found}"
+
+
+#: Each check's name and what it guarantees, in the order they run.
+CHECKS = {
+    "item_claimed": "QueueItem.claimed = its leased + submitted assignments",
+    "item_judged": "QueueItem.judged = its judgments",
+    "item_overlap": "a real (not gold) item is leased or judged at most its queue's overlap",
+    "submitted_has_judgment": "every submitted assignment has a judgment, and only submitted ones do",
+    "rater_once_per_item": "a rater holds at most one assignment per item",
+    "shown_order": "an assignment shows exactly its comparison's candidates",
+    "comparison_members": "a comparison's candidates match its key and size, in positions 0..size-1",
+    "comparison_prompt": "a comparison's candidates answer the comparison's prompt",
+    "candidate_unique": "one candidate per (prompt, generator, sample index)",
+    "rubric_frozen": "a rubric that judgments used is frozen",
+}
+
+
+def integrity_drift(*, queue_id: int | None = None) -> Iterator[Drift]:
+    """Every broken invariant, check by check (see ``CHECKS``); nothing when all hold.
+
+    ``queue_id`` limits the queue checks to one queue (the comparison and candidate checks always
+    cover everything)."""
+    items = QueueItem.objects.all() if queue_id is None else QueueItem.objects.filter(queue_id=queue_id)
+    counted = items.annotate(
+        n_claimed=Count("assignments", filter=Q(assignments__status__in=_LIVE_OR_JUDGED), distinct=True),
+        n_judged=Count("assignments__judgment", distinct=True),
+    ).values_list("pk", "claimed", "judged", "n_claimed", "n_judged", "is_gold", "queue__overlap")
+    overlap_broken = []
+    for pk, claimed, judged, n_claimed, n_judged, is_gold, overlap in counted.order_by("pk").iterator():
+        if claimed != n_claimed:
+            yield Drift("item_claimed", "QueueItem", pk, n_claimed, claimed)
+        if judged != n_judged:
+            yield Drift("item_judged", "QueueItem", pk, n_judged, judged)
+        if not is_gold and n_claimed > overlap:
+            overlap_broken.append(Drift("item_overlap", "QueueItem", pk, f"<= {overlap}", n_claimed))
+    yield from overlap_broken
+
+    assignments = Assignment.objects.all()
+    if queue_id is not None:
+        assignments = assignments.filter(item__queue_id=queue_id)
+    for pk, status in (
+        assignments.filter(
+            Q(status=Assignment.Status.SUBMITTED, judgment__isnull=True)
+            | (~Q(status=Assignment.Status.SUBMITTED) & Q(judgment__isnull=False))
+        )
+        .values_list("pk", "status")
+        .order_by("pk")
+    ):
+        expected = "a judgment" if status == Assignment.Status.SUBMITTED else "no judgment"
+        yield Drift("submitted_has_judgment", "Assignment", pk, expected, status)
+    for item_id, rater_id, n in (
+        assignments.values("item_id", "rater_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .values_list("item_id", "rater_id", "n")
+    ):
+        yield Drift("rater_once_per_item", "QueueItem", item_id, f"1 assignment of rater {rater_id}", n)
+    for pk, shown, key in (
+        assignments.values_list("pk", "shown_order", "item__comparison__candidate_key")
+        .order_by("pk")
+        .iterator()
+    ):
+        if sorted(shown or []) != sorted(int(x) for x in key.split(",")):
+            yield Drift("shown_order", "Assignment", pk, key, shown)
+
+    yield from _comparison_drift()
+
+    for prompt_id, generator_id, sample_index, n in (
+        Candidate.objects.values("prompt_id", "generator_id", "sample_index")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .values_list("prompt_id", "generator_id", "sample_index", "n")
+    ):
+        where = f"prompt {prompt_id} generator {generator_id} sample {sample_index}"
+        yield Drift("candidate_unique", "Candidate", where, 1, n)
+    used = Judgment.objects.values("rubric_id")
+    for pk in Rubric.objects.filter(pk__in=used, frozen=False).values_list("pk", flat=True):
+        yield Drift("rubric_frozen", "Rubric", pk, "frozen", "editable")
+
+
+def _comparison_drift() -> Iterator[Drift]:
+    members: dict[int, list[tuple[int, int]]] = {}
+    for comparison_id, position, candidate_id in ComparisonCandidate.objects.values_list(
+        "comparison_id", "position", "candidate_id"
+    ).iterator():
+        members.setdefault(comparison_id, []).append((position, candidate_id))
+    for pk, key, size in (
+        Comparison.objects.values_list("pk", "candidate_key", "size").order_by("pk").iterator()
+    ):
+        found = sorted(members.get(pk, []))
+        ids = ",".join(str(c) for c in sorted(c for _, c in found))
+        positions = [p for p, _ in found]
+        if ids != key or positions != list(range(size)):
+            yield Drift(
+                "comparison_members", "Comparison", pk, f"{key} at 0..{size - 1}", f"{ids} at {positions}"
+            )
+    for pk in (
+        ComparisonCandidate.objects.exclude(candidate__prompt_id=F("comparison__prompt_id"))
+        .values_list("comparison_id", flat=True)
+        .distinct()
+    ):
+        yield Drift(
+            "comparison_prompt", "Comparison", pk, "candidates of its prompt", "a candidate of another"
+        )

@@ -1,0 +1,186 @@
+"""The rater's pages: the queue list, content preferences, and the judging page.
+
+Each page calls the same gatekeepers and services as the API (``queue_get_for_rater``,
+``assignment_get_for_rater``, ``assignment_claim_next``, ``judgment_submit``,
+``assignment_skip``), so a rule holds through both doors. The judging page works as plain HTML
+forms; with htmx loaded, submit, skip and undo swap the next item into ``#workbench`` without a
+full page load (``HX-Request`` requests get the partial).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from labeling import selectors, services
+from labeling.errors import ApplicationError
+from labeling.models import Assignment, ContentCategory, Queue, User
+from labeling.views.judging_form import (
+    judging_context,
+    submit_from_form,
+    values_from_judgment,
+    values_from_post,
+)
+
+_PREFILL_SESSION_KEY = "workbench-prefill-{}"
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    if user.is_admin_role:
+        return redirect("manage-generation")
+    if user.role == User.Role.RESEARCHER:
+        return redirect("export-page")
+    return redirect("rate-home")
+
+
+@login_required
+def rate_home(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    queues = list(Queue.objects.filter(members=user, status=Queue.Status.ACTIVE).order_by("-priority", "id"))
+    stats = selectors.queue_stats_for_rater(rater=user, queues=queues)
+    labels = dict(ContentCategory.choices)
+    rows = []
+    for q in queues:
+        opted = selectors.queue_opted_out_category(rater=user, queue=q)
+        rows.append({"queue": q, **stats[q.pk], "opted_out": labels.get(opted) if opted else None})
+    return render(request, "labeling/rate_home.html", {"rows": rows})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rate_profile(request: HttpRequest) -> HttpResponse:
+    """The rater's content opt-outs: categories they will not be shown."""
+    user: User = request.user  # type: ignore[assignment]
+    if request.method == "POST":
+        try:
+            services.rater_set_content_opt_outs(rater=user, categories=request.POST.getlist("opt_out"))
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Your content preferences are saved.")
+            return redirect("rate-profile")
+    chosen = set(user.content_opt_outs or [])
+    categories = [
+        {"value": v, "label": label, "checked": v in chosen} for v, label in ContentCategory.choices
+    ]
+    return render(request, "labeling/rate_profile.html", {"categories": categories})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rate_queue(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Claim the next item (or the one already held) and show it."""
+    user: User = request.user  # type: ignore[assignment]
+    queue = selectors.queue_get_for_rater(rater=user, queue_id=queue_id)
+    try:
+        assignment = services.assignment_claim_next(rater=user, queue=queue)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("rate-home")
+    if assignment is None:
+        return render(request, "labeling/rate_done.html", {"queue": queue})
+    return redirect("rate-assignment", assignment_id=assignment.pk)
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _render_next(request: HttpRequest, queue: Queue, notice: str) -> HttpResponse:
+    """htmx: the next item's workbench (or the "all done" panel), pushed to the address bar."""
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        assignment = services.assignment_claim_next(rater=user, queue=queue)
+    except ApplicationError as exc:
+        response = render(request, "labeling/_workbench_done.html", {"queue": queue, "notice": exc.message})
+        response["HX-Push-Url"] = reverse("rate-home")
+        return response
+    if assignment is None:
+        response = render(request, "labeling/_workbench_done.html", {"queue": queue, "notice": notice})
+        response["HX-Push-Url"] = reverse("rate-queue", args=[queue.pk])
+        return response
+    context = judging_context(request, assignment, notice=notice)
+    response = render(request, "labeling/_workbench.html", context)
+    response["HX-Push-Url"] = reverse("rate-assignment", args=[assignment.pk])
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rate_assignment(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    assignment = selectors.assignment_get_for_rater(rater=user, assignment_id=assignment_id)
+    queue = assignment.item.queue
+    htmx = _is_htmx(request)
+    if request.method == "POST":
+        criteria = selectors.rubric_criteria(queue.rubric)
+        labels = list(selectors.LABELS[: len(assignment.shown_order)])
+        if request.POST.get("action") == "skip":
+            try:
+                services.assignment_skip(assignment=assignment, reason=request.POST.get("skip_reason", ""))
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+                return redirect("rate-queue", queue_id=queue.pk)
+            if htmx:
+                return _render_next(request, queue, "Skipped.")
+            messages.info(request, "Skipped.")
+            return redirect("rate-queue", queue_id=queue.pk)
+        try:
+            _, created = submit_from_form(request, assignment, criteria, labels)
+        except ApplicationError as exc:
+            if assignment.status != Assignment.Status.LEASED and not htmx:
+                messages.error(request, exc.message)
+                return redirect("rate-queue", queue_id=queue.pk)
+            context = judging_context(
+                request, assignment, values=values_from_post(request.POST, criteria, labels), error=exc
+            )
+            template = "labeling/_workbench.html" if htmx else "labeling/rate_assignment.html"
+            return render(request, template, context, status=exc.status_code)
+        notice = "Saved." if created else "Already saved."
+        if htmx:
+            return _render_next(request, queue, notice)
+        messages.success(request, notice)
+        return redirect("rate-queue", queue_id=queue.pk)
+    if assignment.status != Assignment.Status.LEASED:
+        return redirect("rate-queue", queue_id=queue.pk)
+    prefill = request.session.pop(_PREFILL_SESSION_KEY.format(assignment.pk), None)
+    values = values_from_judgment(prefill) if prefill else None
+    notice = "Reopened your last judgment: change it and submit again." if prefill else ""
+    context = judging_context(request, assignment, values=values, notice=notice)
+    return render(request, "labeling/rate_assignment.html", context)
+
+
+@login_required
+@require_POST
+def rate_undo(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Reopen my last judgment in this queue (see ``assignment_reopen_last`` for when that is allowed)."""
+    user: User = request.user  # type: ignore[assignment]
+    queue = selectors.queue_get_for_rater(rater=user, queue_id=queue_id)
+    try:
+        assignment, previous = services.assignment_reopen_last(rater=user, queue=queue)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        if _is_htmx(request):
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = reverse("rate-queue", args=[queue.pk])
+            return response
+        return redirect("rate-queue", queue_id=queue.pk)
+    previous["active_seconds"] = previous.get("active_seconds") or 0.0
+    if _is_htmx(request):
+        context = judging_context(
+            request,
+            assignment,
+            values=values_from_judgment(previous),
+            notice="Reopened your last judgment: change it and submit again.",
+        )
+        response = render(request, "labeling/_workbench.html", context)
+        response["HX-Push-Url"] = reverse("rate-assignment", args=[assignment.pk])
+        return response
+    request.session[_PREFILL_SESSION_KEY.format(assignment.pk)] = previous
+    return redirect("rate-assignment", assignment_id=assignment.pk)
