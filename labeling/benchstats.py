@@ -1,8 +1,8 @@
 """What the queue benchmarks measure, one method for both: ``manage.py bench_queue`` (Preflab) and
-``scripts/bench_label_studio.py`` (Label Studio, driven the same way). Standard library only.
+``scripts/bench_label_studio.py`` (Label Studio, driven the same way).
 
-CPU is read from ``/proc/<pid>/stat`` (utime + stime of the server's processes and of the
-PostgreSQL processes), latency percentiles are nearest-rank in milliseconds, and every request's
+CPU is read with psutil (user + system time of the server's processes and of the PostgreSQL
+processes), latency percentiles are nearest-rank in milliseconds (numpy), and every request's
 latency can be written out for ``scripts/plot_latencies.py``.
 """
 
@@ -16,17 +16,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+import numpy as np
+import psutil
 
 
 def percentile_ms(seconds: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of latencies given in seconds, in ms; 0 when empty."""
     if not seconds:
         return 0.0
-    ordered = sorted(seconds)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return round(ordered[index] * 1000, 2)
+    return round(float(np.percentile(seconds, q, method="nearest")) * 1000, 2)
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float]:
@@ -37,28 +37,24 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (None once the process is gone)."""
+def _cpu_times(pid: int) -> Any:
+    """The process's CPU times, or None once it is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+        return psutil.Process(pid).cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (those still alive)."""
-    total = 0.0
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields is not None:
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
+    """User + system CPU seconds of these processes (those still alive)."""
+    times = [t for t in map(_cpu_times, pids) if t is not None]
+    return sum(t.user + t.system for t in times)
 
 
 def reaped_children_cpu_seconds(pid: int) -> float:
-    """cutime + cstime: CPU of the children that ``pid`` has waited for (e.g. exited backends)."""
-    fields = _stat_fields(pid)
-    return 0.0 if fields is None else (int(fields[13]) + int(fields[14])) / CLK_TCK
+    """CPU of the children that ``pid`` has waited for (e.g. exited backends)."""
+    times = _cpu_times(pid)
+    return 0.0 if times is None else times.children_user + times.children_system
 
 
 def own_cpu_seconds() -> float:
@@ -69,26 +65,15 @@ def own_cpu_seconds() -> float:
 
 def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (gunicorn's workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def postgres_pids() -> list[int]:
     """Every PostgreSQL process on this machine (postmaster, backends, background workers)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.joinpath("comm").read_text().strip() in {"postgres", "postmaster"}:
-                    pids.append(int(entry.name))
-            except (FileNotFoundError, PermissionError):
-                continue
-    return pids
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in {"postgres", "postmaster"}]
 
 
 def postmaster_pids(pg_pids: list[int]) -> list[int]:
@@ -96,9 +81,11 @@ def postmaster_pids(pg_pids: list[int]) -> list[int]:
     members = set(pg_pids)
     result = []
     for pid in pg_pids:
-        fields = _stat_fields(pid)
-        if fields is not None and int(fields[1]) not in members:
-            result.append(pid)
+        try:
+            if psutil.Process(pid).ppid() not in members:
+                result.append(pid)
+        except psutil.NoSuchProcess:
+            continue
     return result
 
 

@@ -11,7 +11,8 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlparse
+
+import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PREFLAB_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -47,33 +48,26 @@ def _pg_prepared_statements() -> dict[str, Any]:
 
 
 def database_from_url(url: str) -> dict[str, Any]:
-    """Turn ``postgres://user:pass@host:port/name`` or ``sqlite:///path`` into a Django DATABASES entry."""
-    parsed = urlparse(url)
-    options = dict(parse_qsl(parsed.query))
-    if parsed.scheme == "sqlite":
-        name = unquote(parsed.path[1:] if parsed.path.startswith("//") else parsed.path) or ":memory:"
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": name,
-            # IMMEDIATE takes the write lock when a transaction begins, which serializes
-            # claims on SQLite (where SELECT ... FOR UPDATE does not exist).
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
-            # A file, not shared-cache memory: concurrency tests open one connection per thread,
-            # and shared-cache SQLite fails fast on locks instead of waiting its timeout.
-            "TEST": {"NAME": str(VAR_DIR / f"test-preflab-{os.getpid()}.sqlite3")},
-        }
-    if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parsed.path.lstrip("/")),
-            "USER": unquote(parsed.username or ""),
-            "PASSWORD": unquote(parsed.password or ""),
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
-            "OPTIONS": {**_pg_prepared_statements(), **options},
-        }
-    raise ValueError(f"DATABASE_URL: unsupported scheme {parsed.scheme!r} (use postgres:// or sqlite://)")
+    """``DATABASE_URL`` as dj-database-url parses it (``postgres://user:pass@host:port/name?opts``,
+    ``sqlite:////absolute/path``), plus what Preflab needs of each engine. Only PostgreSQL and
+    SQLite are supported: the claim's locking is written for those two."""
+    db: dict[str, Any] = dict(dj_database_url.parse(url))
+    options = db.get("OPTIONS", {})
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # IMMEDIATE takes the write lock when a transaction begins, which serializes claims on
+        # SQLite (where SELECT ... FOR UPDATE does not exist).
+        db["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30, **options}
+        # A file, not shared-cache memory: concurrency tests open one connection per thread, and
+        # shared-cache SQLite fails fast on locks instead of waiting its timeout.
+        db["TEST"] = {"NAME": str(VAR_DIR / f"test-preflab-{os.getpid()}.sqlite3")}
+    elif db["ENGINE"] == "django.db.backends.postgresql":
+        db["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
+        db["OPTIONS"] = {**_pg_prepared_statements(), **options}
+    else:
+        raise ValueError(
+            f"DATABASE_URL: unsupported database {db['ENGINE']!r} (use postgres:// or sqlite://)"
+        )
+    return db
 
 
 SECRET_KEY = _secret_key()

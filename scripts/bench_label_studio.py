@@ -8,7 +8,7 @@ client thread with its own HTTP connection and API token that loops
 ``GET /api/projects/{id}/next/`` -> ``POST /api/tasks/{task}/annotations/`` with no think time
 until the judgment budget is spent or ``next`` has no task left. Prints one JSON object with the
 same figures as bench_queue: judgments/s, p50/p95/p99 of next and of submit (ms), gunicorn CPU
-ms per judgment (utime+stime of the gunicorn master and workers from /proc), PostgreSQL CPU ms
+ms per judgment (user + system time of the gunicorn master and workers), PostgreSQL CPU ms
 per judgment (live postgres processes, as bench_queue; plus the backends that exited during the
 run, read from the postmaster's cutime/cstime, because Label Studio opens a new database
 connection per request), client CPU, and the invariants: tasks with more annotations than
@@ -16,8 +16,8 @@ connection per request), client CPU, and the invariants: tasks with more annotat
 annotated the same task twice.
 
 It mirrors ``labeling/management/commands/bench_queue.py``: the same client loop, and the same
-percentiles and /proc accounting, imported from ``labeling.benchstats`` (standard library only;
-run this script with Preflab's venv python). Label Studio is driven through its own venv (its
+percentiles and CPU accounting, imported from ``labeling.benchstats`` (run this script with
+Preflab's venv python). Label Studio is driven through its own venv (its
 ``manage.py`` for migrations, user and token setup, and the invariant counts) and its REST API
 (project, import, labeling).
 

@@ -106,3 +106,47 @@ def test_no_module_is_over_the_size_limit():
     assert len(lines) > 50
     over = {path: n for path, n in lines.items() if n > MAX_MODULE_LINES}
     assert over == {}, f"split these along their seams: {over}"
+
+
+#: The one module allowed to write each lifecycle field (docs/architecture.md, "Status fields").
+STATUS_WRITERS = {
+    "status": {
+        "labeling/services/assignments.py",  # Assignment.status
+        "model_runner/services/job_status.py",  # GenerationJob.status
+        "export/services/runs.py",  # ExportRun.status
+    },
+    "claimed": {"labeling/services/assignments.py"},
+    "judged": {"labeling/services/assignments.py"},
+}
+
+
+def _field_writes(path: Path) -> set[str]:
+    """The lifecycle fields a module writes: ``obj.<field> = ...`` or ``.update(<field>=...)``."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Assign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found |= {t.attr for t in targets if isinstance(t, ast.Attribute) and t.attr in STATUS_WRITERS}
+        elif (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
+        ):
+            found |= {k.arg for k in node.keywords if k.arg in STATUS_WRITERS}
+    return found
+
+
+def test_each_status_and_counter_is_written_in_one_module_only():
+    writers: dict[str, set[str]] = {field: set() for field in STATUS_WRITERS}
+    for path in _python_modules():
+        if "management" in path.parts:
+            continue  # benchmark and demo commands build throw-away rows of their own
+        for field in _field_writes(path):
+            writers[field].add(path.relative_to(ROOT).as_posix())
+    assert writers == STATUS_WRITERS
+
+
+def test_the_status_check_sees_a_write(tmp_path):
+    module = tmp_path / "somewhere.py"
+    module.write_text("def f(a, qs):\n    a.status = 'x'\n    qs.update(claimed=1)\n")
+    assert _field_writes(module) == {"status", "claimed"}

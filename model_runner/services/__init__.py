@@ -1,10 +1,10 @@
 """Writes of the model runner: generators, generation jobs and the batch worker.
 
-``GenerationJob.status`` changes only in these services: ``_job_settle`` (RUNNING, SUCCEEDED,
-FAILED), ``generation_job_cancel`` (CANCELLED) and ``generation_job_retry`` (back to QUEUED).
+``GenerationJob.status`` changes only in ``job_status`` (the job lifecycle), which
+``generation_job_cancel``, ``generation_job_retry`` and the batch worker call.
 """
 
-from model_runner.services.batches import FINISHED, generation_batch_run
+from model_runner.services.batches import generation_batch_run
 from model_runner.services.generators import (
     BUNDLED_GENERATOR_NAME,
     generator_create,
@@ -12,6 +12,7 @@ from model_runner.services.generators import (
     generator_get_bundled,
     generator_update,
 )
+from model_runner.services.job_status import FINISHED
 from model_runner.services.jobs import (
     MAX_BATCH_SIZE,
     MAX_SAMPLES_PER_PROMPT,

@@ -1,4 +1,4 @@
-"""The batch worker: generate a batch's missing samples, save them, settle the job's progress and status."""
+"""The batch worker: generate a batch's missing samples, save them, settle the job's progress."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Sum
-from django.utils import timezone
 
 from comparisons.models import Candidate, Prompt
 from model_runner.backends.base import BackendError, GenerationRequest, PromptOutcome, sampling_merge
 from model_runner.models import GenerationJob, Generator
+from model_runner.services.job_status import FINISHED, generation_job_settle
 
 Status = GenerationJob.Status
-FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
 def _missing_samples(
@@ -56,9 +54,9 @@ def generation_batch_run(*, job: GenerationJob, generator: Generator, prompt_ids
         prompt_ids=[pid for pid in prompt_ids if pid not in skip], generator=generator, samples_per_prompt=K
     )
     if not missing:
-        _job_settle(job=job)
+        generation_job_settle(job=job)
         return 0
-    _job_settle(job=job, starting=True)
+    generation_job_settle(job=job, starting=True)
     if job.status in FINISHED:  # cancelled while we looked
         return 0
 
@@ -86,11 +84,11 @@ def generation_batch_run(*, job: GenerationJob, generator: Generator, prompt_ids
                 return inserted
             inserted += written
     except BackendError as exc:  # includes ModelLoadError: a readable reason, the job fails
-        _job_settle(job=job, fatal=str(exc), generator=generator)
+        generation_job_settle(job=job, fatal=str(exc), generator=generator)
         return inserted
     except Exception as exc:
         # Record why on the job so it does not sit RUNNING forever, then let Celery see the failure.
-        _job_settle(job=job, fatal=f"{type(exc).__name__}: {exc}", generator=generator)
+        generation_job_settle(job=job, fatal=f"{type(exc).__name__}: {exc}", generator=generator)
         raise
     return inserted
 
@@ -149,85 +147,6 @@ def _outcomes_save(
                 *(e for e in errors if (e["prompt_id"], e["generator_id"]) not in known),
             ]
             locked.save(update_fields=["errors"])
-        _job_settle(job=locked, locked=True)
+        generation_job_settle(job=locked, locked=True)
     job.refresh_from_db()
     return inserted
-
-
-def _job_settle(
-    *,
-    job: GenerationJob,
-    starting: bool = False,
-    fatal: str | None = None,
-    generator: Generator | None = None,
-    locked: bool = False,
-) -> None:
-    """Recompute the job's progress from the candidates and move its status. The only place besides
-    ``generation_job_cancel`` that writes ``status``.
-
-    Progress is recomputed from the database (not incremented), so a redelivered batch cannot count
-    twice. The job finishes once every (prompt, generator) pair has K candidates or an error.
-    """
-    if not locked:
-        with transaction.atomic():
-            row = GenerationJob.objects.select_for_update().get(pk=job.pk)
-            _job_settle(job=row, starting=starting, fatal=fatal, generator=generator, locked=True)
-        job.refresh_from_db()
-        return
-    if job.status in FINISHED:
-        return
-    now = timezone.now()
-    K = job.samples_per_prompt
-    prompt_ids = job.prompts.values("pk")
-    generator_ids = job.generators.values("pk")
-    in_job = Candidate.objects.filter(
-        prompt_id__in=prompt_ids, generator_id__in=generator_ids, sample_index__lt=K
-    ).order_by()  # no ordering: it would join the GROUP BY below
-    job.done = in_job.count()
-    made_here = Candidate.objects.filter(job=job).aggregate(
-        tokens=Sum("completion_tokens"), ms=Sum("latency_ms")
-    )
-    job.completion_tokens = made_here["tokens"] or 0
-    job.generation_seconds = (made_here["ms"] or 0) / 1000
-    if job.started_at is None and (starting or fatal):
-        job.started_at = now
-    if job.status == Status.QUEUED and starting:
-        job.status = Status.RUNNING  # at least one batch started
-
-    if fatal is not None:
-        entry: dict[str, Any] = {"error": fatal}
-        if generator is not None:
-            entry = {"generator": generator.name, "generator_id": generator.pk, **entry}
-        job.errors = [*job.errors, entry]
-        job.status = Status.FAILED  # a batch failed; errors say why
-        job.finished_at = now
-    else:
-        pairs = job.prompts.count() * job.generators.count()
-        complete = in_job.values("prompt_id", "generator_id").annotate(n=Count("id")).filter(n__gte=K).count()
-        errored = {(e["prompt_id"], e["generator_id"]) for e in job.errors if e.get("prompt_id")}
-        if errored:
-            # An errored pair that got all its samples after all (e.g. a later retry) counts once.
-            complete_errored = (
-                in_job.filter(prompt_id__in=[p for p, _ in errored])
-                .values("prompt_id", "generator_id")
-                .annotate(n=Count("id"))
-                .filter(n__gte=K)
-                .values_list("prompt_id", "generator_id")
-            )
-            errored -= set(complete_errored)
-        if complete + len(errored) >= pairs:
-            # every candidate exists / a prompt failed, errors say why
-            job.status = Status.FAILED if errored else Status.SUCCEEDED
-            job.finished_at = now
-            job.started_at = job.started_at or now
-    job.save(
-        update_fields=[
-            "done",
-            "completion_tokens",
-            "generation_seconds",
-            "status",
-            "started_at",
-            "finished_at",
-            "errors",
-        ]
-    )

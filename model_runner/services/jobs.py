@@ -6,19 +6,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from comparisons.models import Prompt
 from labeling.errors import ApplicationError, Conflict
 from model_runner.backends import GENERATING_BACKENDS
 from model_runner.backends.base import SamplingError, sampling_validate
 from model_runner.models import GenerationJob, Generator
-from model_runner.services.batches import (
+from model_runner.services.batches import _missing_samples, generation_batch_run
+from model_runner.services.job_status import (
     FINISHED,
     Status,
-    _job_settle,
-    _missing_samples,
-    generation_batch_run,
+    generation_job_mark_cancelled,
+    generation_job_mark_retried,
+    generation_job_settle,
 )
 
 MAX_SAMPLES_PER_PROMPT = 16
@@ -123,9 +123,7 @@ def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
         locked = GenerationJob.objects.select_for_update().get(pk=job.pk)
         if locked.status in FINISHED:
             raise Conflict(f"generation job {locked.pk} already {locked.status}; nothing to cancel")
-        locked.status = Status.CANCELLED  # stopped by a person
-        locked.finished_at = timezone.now()
-        locked.save(update_fields=["status", "finished_at"])
+        generation_job_mark_cancelled(job=locked)
     return locked
 
 
@@ -153,15 +151,12 @@ def generation_job_retry(*, job: GenerationJob) -> GenerationJob:
             raise Conflict(
                 f"generation job {locked.pk} is {locked.status}; only failed or cancelled jobs can be retried"
             )
-        locked.status = Status.QUEUED  # retried: the missing batches are enqueued again
-        locked.errors = []
-        locked.finished_at = None
-        locked.save(update_fields=["status", "errors", "finished_at"])
+        generation_job_mark_retried(job=locked)
         batches = generation_job_pending_batches(job=locked)
         if batches:
             transaction.on_commit(lambda: _enqueue(locked.pk, batches))
         else:
-            _job_settle(job=locked, locked=True)  # nothing was missing after all
+            generation_job_settle(job=locked, locked=True)  # nothing was missing after all
     locked.refresh_from_db()
     return locked
 

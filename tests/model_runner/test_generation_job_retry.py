@@ -27,7 +27,7 @@ def _half_done_failed_job(generator, fake_backend):
     )
     (first, *_rest) = services.generation_job_batches(job=job)
     services.generation_batch_run(job=job, generator=generator, prompt_ids=first[1])
-    services.batches._job_settle(job=job, fatal="worker ran out of disk", generator=generator)
+    services.job_status.generation_job_settle(job=job, fatal="worker ran out of disk", generator=generator)
     job.refresh_from_db()
     assert (job.status, job.done) == (GenerationJob.Status.FAILED, 2)
     fake_backend.calls.clear()

@@ -113,7 +113,6 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
         "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
         "PREFLAB_TEST_QUEUE": queue,
         "PREFLAB_FAKE_BATCH_SECONDS": str(BATCH_SECONDS),
-        "PREFLAB_REQUIRE_POSTGRES": "",
     }
     log = tmp_path / "worker.log"
 
