@@ -137,10 +137,10 @@ def _claim(
 def _pick_item(*, rater: User, queue: Queue, gold: bool) -> QueueItem | None:
     """The next unseen item with room, locked (see ``statements.claim_pick_item``)."""
     if gold:
-        found = statements.claim_pick_gold_item.instances(queue_id=queue.pk, rater_id=rater.pk)
+        found = statements.claim_pick_gold_item.instances(queue_id=queue.pk, rater_id=rater.pk, is_gold=True)
     else:
         found = statements.claim_pick_item.instances(
-            queue_id=queue.pk, overlap=queue.overlap, rater_id=rater.pk
+            queue_id=queue.pk, overlap=queue.overlap, rater_id=rater.pk, is_gold=False
         )
     if found is None:
         return None

@@ -198,7 +198,7 @@ def _pick(*, gold: bool) -> str:
         f" INNER JOIN {table(Comparison)} ON {column(Comparison, 'id')} = {column(QueueItem, 'comparison_id')}"
         f" INNER JOIN {table(Prompt)} ON {column(Prompt, 'id')} = {column(Comparison, 'prompt_id')}"
         f" WHERE {column(QueueItem, 'queue_id')} = %(queue_id)s"
-        f" AND {column(QueueItem, 'is_gold')} = {'true' if gold else 'false'}"
+        f" AND {column(QueueItem, 'is_gold')} = %(is_gold)s"
         f" AND NOT {column(QueueItem, 'retired')}"
         # Gold items are answered by every rater; real items stop at the overlap.
         + ("" if gold else f" AND {column(QueueItem, 'claimed')} < %(overlap)s")
@@ -221,7 +221,7 @@ def claim_pick_item() -> str:
     FROM "labeling_queueitem"
     INNER JOIN "comparisons_comparison" ON "comparisons_comparison"."id" = "labeling_queueitem"."comparison_id"
     INNER JOIN "comparisons_prompt" ON "comparisons_prompt"."id" = "comparisons_comparison"."prompt_id"
-    WHERE "labeling_queueitem"."queue_id" = %(queue_id)s AND "labeling_queueitem"."is_gold" = false
+    WHERE "labeling_queueitem"."queue_id" = %(queue_id)s AND "labeling_queueitem"."is_gold" = %(is_gold)s
     AND NOT "labeling_queueitem"."retired" AND "labeling_queueitem"."claimed" < %(overlap)s
     AND NOT EXISTS (SELECT 1 FROM "labeling_assignment"
     WHERE "labeling_assignment"."item_id" = "labeling_queueitem"."id"
@@ -240,7 +240,7 @@ def claim_pick_gold_item() -> str:
     FROM "labeling_queueitem"
     INNER JOIN "comparisons_comparison" ON "comparisons_comparison"."id" = "labeling_queueitem"."comparison_id"
     INNER JOIN "comparisons_prompt" ON "comparisons_prompt"."id" = "comparisons_comparison"."prompt_id"
-    WHERE "labeling_queueitem"."queue_id" = %(queue_id)s AND "labeling_queueitem"."is_gold" = true
+    WHERE "labeling_queueitem"."queue_id" = %(queue_id)s AND "labeling_queueitem"."is_gold" = %(is_gold)s
     AND NOT "labeling_queueitem"."retired"
     AND NOT EXISTS (SELECT 1 FROM "labeling_assignment"
     WHERE "labeling_assignment"."item_id" = "labeling_queueitem"."id"
