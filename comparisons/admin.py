@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Candidate, Comparison, ComparisonCandidate, Prompt
+from .models import Candidate, Comparison, ComparisonCandidate, ComparisonDuplicate, Prompt
 
 
 def _excerpt(text: str, length: int = 80) -> str:
@@ -60,6 +60,15 @@ class ComparisonCandidateInline(admin.TabularInline):
     extra = 0
 
 
+class ComparisonDuplicateInline(admin.TabularInline):
+    """Candidates left out of the comparison because their text repeats a shown one (``kept``)."""
+
+    model = ComparisonDuplicate
+    fk_name = "comparison"
+    raw_id_fields = ["kept", "candidate"]
+    extra = 0
+
+
 @admin.register(Comparison)
 class ComparisonAdmin(admin.ModelAdmin):
     list_display = ["id", "prompt", "size", "candidate_key", "created_at"]
@@ -68,4 +77,4 @@ class ComparisonAdmin(admin.ModelAdmin):
     search_fields = ["candidate_key", "prompt__external_id"]
     raw_id_fields = ["prompt"]
     readonly_fields = ["created_at"]
-    inlines = [ComparisonCandidateInline]
+    inlines = [ComparisonCandidateInline, ComparisonDuplicateInline]

@@ -6,11 +6,12 @@ errors here, and write nothing unless the whole file is valid.
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from labeling.errors import ApplicationError
 
@@ -85,23 +86,33 @@ class ImportFailed(ApplicationError):
 
 @dataclass
 class ErrorCollector:
-    """Collects line errors in file order, keeping the first few and counting all."""
+    """Collects line errors, keeping the first ``MAX_REPORTED_ERRORS`` in file order and counting all.
+
+    Errors may be added in any order (the line checks first, then the database checks of the lines
+    that parsed): the ones kept are always those of the earliest lines, file-wide errors first.
+    """
 
     errors: list[LineError] = field(default_factory=list)
     count: int = 0
 
     def add(self, line: int | None, error: InvalidField | LineError) -> None:
         self.count += 1
-        if len(self.errors) >= MAX_REPORTED_ERRORS:
-            return
         if isinstance(error, InvalidField):
             error = LineError(line, error.field, error.reason)
-        self.errors.append(error)
+        key = _error_order(error)
+        if len(self.errors) >= MAX_REPORTED_ERRORS and key >= _error_order(self.errors[-1]):
+            return
+        bisect.insort(self.errors, error, key=_error_order)
+        del self.errors[MAX_REPORTED_ERRORS:]
 
     def raise_if_any(self) -> None:
+        """Raise ImportFailed with every error collected so far (none: return)."""
         if self.count:
-            self.errors.sort(key=lambda e: (e.line is not None, e.line or 0))
             raise ImportFailed(self.errors, error_count=self.count)
+
+
+def _error_order(error: LineError) -> tuple[bool, int]:
+    return (error.line is not None, error.line or 0)
 
 
 def iter_chunks(fileobj: Any) -> Iterator[bytes]:
@@ -174,13 +185,48 @@ def read_jsonl(stream: Iterable[bytes | str], errors: ErrorCollector) -> Iterato
         yield line_no, value
 
 
+_R = TypeVar("_R")
+
+
+def parse_jsonl(
+    stream: Iterable[bytes | str], parse: Callable[[Any], _R], errors: ErrorCollector
+) -> list[tuple[int, _R]]:
+    """Every non-blank line of a JSONL stream checked by ``parse``: (line number, record) for the good ones.
+
+    A line that is not UTF-8, not JSON, or that ``parse`` refuses (InvalidField) goes to ``errors``
+    and the reading goes on, so one pass finds every bad line; nothing is raised for them here.
+    Raises ImportFailed at once for a file or line over its size limit, and for a file without a
+    single JSON line.
+    """
+    records: list[tuple[int, _R]] = []
+    for line_no, value in read_jsonl(stream, errors):
+        try:
+            records.append((line_no, parse(value)))
+        except InvalidField as exc:
+            errors.add(line_no, exc)
+    if not records and not errors.count:
+        raise ImportFailed([LineError(None, "file", "has no JSON lines to import")])
+    return records
+
+
 # --- values ------------------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
-    """A short, printable rendering of a bad value for an error message."""
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def shown_value(value: Any, *, limit: int = 40) -> str:
+    """A value as a user writes it in JSON, for an error message: ``"bot"``, ``3``, ``["a"]``.
+
+    Strings are double-quoted (never Python's ``'bot'``); long values are cut to ``limit`` characters.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown_values(values: Iterable[Any], *, most: int = 20) -> str:
+    """Values for an error message, each as :func:`shown_value` writes it, joined by commas:
+    ``"a", "b", 3``; past ``most`` of them the rest are counted (``... and 4 more``)."""
+    items = list(values)
+    text = ", ".join(shown_value(v) for v in items[:most])
+    return text + (f" ... and {len(items) - most} more" if len(items) > most else "")
 
 
 def validate_messages(value: Any, *, field: str = "messages") -> list[dict[str, str]]:
@@ -198,7 +244,7 @@ def validate_messages(value: Any, *, field: str = "messages") -> list[dict[str, 
             raise InvalidField(where, "must be an object with role and content")
         role = message.get("role")
         if role not in ROLES:
-            got = "missing" if role is None else f"got {_shown(role)}"
+            got = "missing" if role is None else f"got {shown_value(role)}"
             raise InvalidField(f"{where}.role", f"must be one of {', '.join(ROLES)} ({got})")
         if role == "system" and i != 0:
             raise InvalidField(f"{where}.role", "a system message may only come first")

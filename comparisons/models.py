@@ -98,7 +98,8 @@ class Candidate(models.Model):
 class Comparison(models.Model):
     """2..9 candidates of one prompt judged together (2 = a pair, K > 2 = a ranking task).
 
-    ``candidate_key`` is the sorted candidate ids: the same set is never built twice.
+    ``candidate_key`` is the sorted candidate ids: the same set is never built twice. The
+    candidates left out because their text repeats a shown one are its ``duplicates``.
     """
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
@@ -131,3 +132,27 @@ class ComparisonCandidate(models.Model):
 
     def __str__(self) -> str:
         return f"comparison {self.comparison_id} #{self.position}: candidate {self.candidate_id}"
+
+
+class ComparisonDuplicate(models.Model):
+    """A candidate left out of a comparison because its text repeats the shown candidate ``kept``.
+
+    ``comparisons_build`` shows raters one copy of each text and records the other copies here:
+    a duplicate counts as tied with its kept copy (the exports list it in the kept copy's place).
+    ``kept`` is one of the comparison's candidates; a candidate is a duplicate at most once per
+    comparison and never of itself.
+    """
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="duplicates")
+    kept = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "candidate"], name="compdup_unique"),
+            models.CheckConstraint(condition=~Q(candidate=models.F("kept")), name="compdup_not_its_own_copy"),
+        ]
+        ordering = ["comparison_id", "kept_id", "candidate_id"]
+
+    def __str__(self) -> str:
+        return f"comparison {self.comparison_id}: candidate {self.candidate_id} repeats {self.kept_id}"

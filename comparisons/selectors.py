@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 
 from labeling.errors import ApplicationError
 
+from .importing import shown_value, shown_values
 from .models import Candidate, Comparison, ComparisonCandidate, Prompt
 
 
@@ -61,7 +62,8 @@ def prompts_select(
     """The prompts a generation job or a queue is built from, chosen one way: ``ids`` (numbers =
     pk, strings = external id, else a pk in digits; in the order given), or ``tags`` (any of them)
     and/or a ``collection``, or all. Raises ``ApplicationError`` naming the field when the choice
-    is ambiguous or matches nothing; unknown ids are listed."""
+    is ambiguous or matches nothing; unknown ids are listed, values written as in JSON
+    (``unknown prompt ids: "a", "b"``)."""
     by_filter = tags is not None or collection is not None
     if sum([ids is not None, by_filter, all_prompts]) != 1:
         raise ApplicationError(
@@ -72,15 +74,22 @@ def prompts_select(
     if by_filter:
         found = list(prompt_list(tags=tags, collection=collection))
         if not found:
-            wanted = sorted(set(tags or []))
+            wanted = sorted({t for t in tags or [] if t})
+            if tags is not None and not wanted:
+                raise ApplicationError("tags: give at least one tag", field="tags")
+            some_tag = (
+                f"the tag {shown_values(wanted)}"
+                if len(wanted) == 1
+                else f"any of the tags {shown_values(wanted)}"
+            )
             if collection is None:
-                raise ApplicationError(f"tags: no prompt has any of the tags {wanted}", field="tags")
+                raise ApplicationError(f"tags: no prompt has {some_tag}", field="tags")
             if tags is None:
                 raise ApplicationError(
-                    f"collection: no prompts in collection {collection!r}", field="collection"
+                    f"collection: no prompts in collection {shown_value(collection)}", field="collection"
                 )
             raise ApplicationError(
-                f"prompts: no prompt in collection {collection!r} has any of the tags {wanted}",
+                f"prompts: no prompt in collection {shown_value(collection)} has {some_tag}",
                 field="prompts",
             )
         return found
@@ -95,18 +104,20 @@ def _prompts_by_ids(ids: Sequence[int | str]) -> list[Prompt]:
     by_external = {p.external_id: p for p in found if p.external_id}
     by_pk = {p.pk: p for p in found}
     result: list[Prompt] = []
-    unknown: list[str] = []
+    unknown: list[int | str] = []
     for ref in ids:
         prompt = by_external.get(ref) if isinstance(ref, str) else None
         if prompt is None and (isinstance(ref, int) or ref.isdigit()):
             prompt = by_pk.get(int(ref))
         if prompt is None:
-            unknown.append(str(ref))
+            unknown.append(ref)
         else:
             result.append(prompt)
     if unknown:
-        shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
-        raise ApplicationError(f"prompts: unknown prompt id(s): {shown}", field="prompts")
+        ids_word = "id" if len(unknown) == 1 else "ids"
+        raise ApplicationError(
+            f"prompts: unknown prompt {ids_word}: {shown_values(unknown)}", field="prompts"
+        )
     if not result:
         raise ApplicationError("prompts: select at least one prompt", field="prompts")
     return result

@@ -9,7 +9,8 @@ candidate's ``chosen`` / ``rejected`` value once with the view's own ``prompt_co
 ``take`` over row indices computed with numpy.
 
 It covers the common case: comparisons whose judgments are all pair preferences of a
-2-candidate comparison, shown in one of its two orders. Any other comparison (a K-way ranking,
+2-candidate comparison of two different texts, shown in one of its two orders. Any other
+comparison (a K-way ranking, a pair of identical texts, which the views leave out and count,
 stored data that does not fit) goes, in its place in the row order, through the record path,
 which also raises its errors. What this module fixes in columns is the raw pair-judgment case of
 ``records`` and ``formats``, and nothing else:
@@ -38,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from comparisons.dedupe import same_text
 from export.formats.base import PairView
 from export.records import PromptInfo
 from export.selectors.pair_chunks import PairChunk, export_pair_chunks
@@ -121,7 +123,8 @@ class _Chunk:
         self.group = np.repeat(np.arange(len(self.starts)), self.sizes)
         members = [chunk.candidates.get(c, []) for c in cmp[self.starts].tolist()]
         self.members = members
-        is_pair = np.array([len(m) == 2 for m in members], dtype=bool)
+        # A pair of identical texts is left out by the views (counted): the record path does it.
+        is_pair = np.array([len(m) == 2 and not same_text(m[0].text, m[1].text) for m in members], dtype=bool)
         first = np.array([m[0].id if len(m) == 2 else -1 for m in members], dtype=np.int64)[self.group]
         second = np.array([m[1].id if len(m) == 2 else -1 for m in members], dtype=np.int64)[self.group]
 

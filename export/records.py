@@ -14,12 +14,16 @@ Conventions, fixed here once:
 * Per comparison, ``agreement`` is the mean, over every pair of candidates, of the share of
   judgments that agree with the most common answer for that pair (x better / tie / y better).
   One judgment agrees with itself: 1.0.
+* A comparison's *duplicates* are candidates the raters did not see because their text repeats
+  a shown candidate's (``comparisons.ComparisonDuplicate``). A duplicate is tied with its shown
+  copy: it carries that copy's ``position``. It is never one side of a pair event: its pairs
+  would repeat its copy's pairs with the same texts, and against its copy it is the same text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +77,8 @@ class JudgmentRecord:
     rewrite: str = ""
     active_seconds: float | None = None
     gold_answer: Any = None
+    # Unseen copies of shown candidates, each with its copy's position; by position, then id.
+    duplicates: list[CandidateInfo] = field(default_factory=list)
 
     def groups(self) -> list[list[CandidateInfo]]:
         """The answer as groups of shown candidates, best first (a pair is a 2-way ranking)."""

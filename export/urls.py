@@ -13,6 +13,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     ),
 ]
 page_patterns: list[URLPattern | URLResolver] = [
+    path("manage/", views.manage_home, name="manage-home"),
     path("export/", views.export_page, name="export-page"),
     path("export/estimate/", views.export_estimate_json, name="export-estimate-page"),
 ]

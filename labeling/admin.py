@@ -46,7 +46,7 @@ class RubricAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # A rubric that judgments used is frozen: make a new version instead of editing it.
-        return ("name", "version", "description", "frozen") if obj and obj.frozen else ()
+        return ("name", "version", "description", "copy_overall", "frozen") if obj and obj.frozen else ()
 
     def has_delete_permission(self, request, obj=None):
         return not (obj and obj.frozen)

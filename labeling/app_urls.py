@@ -1,25 +1,30 @@
 from django.urls import URLPattern, URLResolver, path
 
-from labeling import apis
+from labeling.apis import accounts, assignments, queue_admin, queues, rubrics
 from labeling.views import manage, rate
 
 api_patterns: list[URLPattern | URLResolver] = [
-    path("auth/token/", apis.TokenObtainApi.as_view(), name="api-token"),
-    path("users/", apis.UserCreateApi.as_view(), name="api-users"),
-    path("rubrics/", apis.RubricListCreateApi.as_view(), name="api-rubrics"),
-    path("queues/", apis.QueueListCreateApi.as_view(), name="api-queues"),
-    path("queues/<int:queue_id>/next/", apis.QueueNextApi.as_view(), name="api-queue-next"),
-    path("queues/<int:queue_id>/items/", apis.QueueItemsAddApi.as_view(), name="api-queue-items"),
-    path("queues/<int:queue_id>/gold/", apis.QueueGoldApi.as_view(), name="api-queue-gold"),
-    path("queues/<int:queue_id>/stats/", apis.QueueStatsApi.as_view(), name="api-queue-stats"),
-    path("assignments/<int:assignment_id>/", apis.AssignmentDetailApi.as_view(), name="api-assignment"),
+    path("auth/token/", accounts.TokenObtainApi.as_view(), name="api-token"),
+    path("users/", accounts.UserCreateApi.as_view(), name="api-users"),
+    path("rubrics/", rubrics.RubricListCreateApi.as_view(), name="api-rubrics"),
+    path("queues/", queues.QueueListCreateApi.as_view(), name="api-queues"),
+    path("queues/<int:queue_id>/", queue_admin.QueueDetailApi.as_view(), name="api-queue"),
+    path("queues/<int:queue_id>/next/", assignments.QueueNextApi.as_view(), name="api-queue-next"),
+    path("queues/<int:queue_id>/items/", queues.QueueItemsAddApi.as_view(), name="api-queue-items"),
+    path("queues/<int:queue_id>/gold/", queues.QueueGoldApi.as_view(), name="api-queue-gold"),
+    path("queues/<int:queue_id>/stats/", queues.QueueStatsApi.as_view(), name="api-queue-stats"),
+    path(
+        "assignments/<int:assignment_id>/", assignments.AssignmentDetailApi.as_view(), name="api-assignment"
+    ),
     path(
         "assignments/<int:assignment_id>/judgment/",
-        apis.AssignmentJudgmentApi.as_view(),
+        assignments.AssignmentJudgmentApi.as_view(),
         name="api-assignment-judgment",
     ),
     path(
-        "assignments/<int:assignment_id>/skip/", apis.AssignmentSkipApi.as_view(), name="api-assignment-skip"
+        "assignments/<int:assignment_id>/skip/",
+        assignments.AssignmentSkipApi.as_view(),
+        name="api-assignment-skip",
     ),
 ]
 
@@ -27,6 +32,11 @@ page_patterns: list[URLPattern | URLResolver] = [
     path("manage/queues/", manage.manage_queues, name="manage-queues"),
     path("manage/queues/new/", manage.manage_queue_new, name="manage-queue-new"),
     path("manage/queues/<int:queue_id>/", manage.manage_queue, name="manage-queue"),
+    path("manage/queues/<int:queue_id>/status/", manage.manage_queue_status, name="manage-queue-status"),
+    path(
+        "manage/queues/<int:queue_id>/settings/", manage.manage_queue_settings, name="manage-queue-settings"
+    ),
+    path("manage/queues/<int:queue_id>/members/", manage.manage_queue_members, name="manage-queue-members"),
     path("", rate.home, name="home"),
     path("rate/", rate.rate_home, name="rate-home"),
     path("rate/<int:queue_id>/", rate.rate_queue, name="rate-queue"),

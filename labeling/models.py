@@ -48,6 +48,13 @@ class Rubric(models.Model):
     name = models.CharField(max_length=200)
     version = models.PositiveIntegerField(default=1)
     description = models.TextField(blank=True)
+    copy_overall = models.BooleanField(
+        default=False,
+        help_text=(
+            "Raters may press C to copy their overall preference into the preference criteria they "
+            "left empty and submit: one key for a rater who agrees across the board."
+        ),
+    )
     frozen = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -100,6 +107,11 @@ class Queue(models.Model):
         LATER = "later", "Requeue for others, and for this rater after everything else"
         RETIRE = "retire", "Never show again (retire the item for everyone)"
 
+    class Dedupe(models.TextChoices):
+        EXACT = "exact", "Leave out identical texts (after whitespace)"
+        SIMILAR = "similar", "Leave out near-identical texts too"
+        OFF = "off", "Keep every text"
+
     class Pairing(models.TextChoices):
         ALL_PAIRS = "all_pairs", "All pairs among a prompt's candidates"
         RANDOM_PAIR = "random_pair", "One random pair per prompt"
@@ -126,6 +138,16 @@ class Queue(models.Model):
     pairing = models.CharField(max_length=20, choices=Pairing.choices, default=Pairing.ALL_PAIRS)
     max_open_leases = models.PositiveSmallIntegerField(
         default=1, help_text="Live leases one rater may hold in this queue at once."
+    )
+    # How items are built, now and when prompts are added later (labeling.services.queues).
+    dedupe = models.CharField(max_length=8, choices=Dedupe.choices, default=Dedupe.EXACT)
+    similarity = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="With dedupe 'similar': texts at least this similar (0..1) count as one.",
+    )
+    interleave = models.BooleanField(
+        default=True, help_text="Hand items out so that one conversation does not come back to back."
     )
     qualification = models.ForeignKey(
         "self",

@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI's files, served from our own static files: /api/docs/ works without the internet.
+    "drf_spectacular_sidecar",
     "labeling",
     "comparisons",
     "model_runner",
@@ -97,6 +99,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "labeling.middleware.RequestTextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -151,12 +154,25 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "labeling.schema.PreflabAutoSchema",
     "EXCEPTION_HANDLER": "labeling.errors.exception_handler",
+    # DRF's parsers, refusing deep JSON and control characters in text (labeling.parsers).
+    "DEFAULT_PARSER_CLASSES": [
+        "labeling.parsers.JSONParser",
+        "labeling.parsers.FormParser",
+        "labeling.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Preflab API",
     "DESCRIPTION": "Human preference data for RLHF: prompts, candidates, queues, judgments, exports.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No anchor links inside the operations' toggle buttons (a link in a button is unreachable to
+    # keyboard and screen reader users), and examples as plain text (the highlighter's colours
+    # fall below WCAG AA contrast).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "syntaxHighlight": {"activated": False}},
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -194,8 +210,16 @@ CELERY_BEAT_SCHEDULE = {
 PREFLAB_MODEL_CACHE = Path(os.environ.get("PREFLAB_MODEL_CACHE", VAR_DIR / "models"))
 PREFLAB_EXPORT_ROOT = Path(os.environ.get("PREFLAB_EXPORT_ROOT", VAR_DIR / "exports"))
 PREFLAB_DEFAULT_LEASE_SECONDS = 15 * 60
+# The generation page asks "are you sure?" before a job over more than this many prompts (0: never).
+PREFLAB_CONFIRM_PROMPTS = int(os.environ.get("PREFLAB_CONFIRM_PROMPTS", "200"))
 # Claims look for expired leases at most this often per queue and process (0 = every claim).
 PREFLAB_LEASE_SCAN_SECONDS = float(os.environ.get("PREFLAB_LEASE_SCAN_SECONDS", "1"))
+# openai generators: the worker variables an admin may name as api_key_env start with this prefix,
+# and, when set, the endpoint hosts they may call (comma-separated; *.example.com, host:port).
+PREFLAB_API_KEY_ENV_PREFIX = os.environ.get("PREFLAB_API_KEY_ENV_PREFIX", "PREFLAB_KEY_")
+PREFLAB_ENDPOINT_HOSTS = [
+    h.strip() for h in os.environ.get("PREFLAB_ENDPOINT_HOSTS", "").split(",") if h.strip()
+]
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", True)

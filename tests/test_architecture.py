@@ -114,6 +114,7 @@ STATUS_WRITERS = {
         "labeling/services/assignments.py",  # Assignment.status
         "model_runner/services/job_status.py",  # GenerationJob.status
         "export/services/runs.py",  # ExportRun.status
+        "labeling/services/queue_admin.py",  # Queue.status (pause, resume, close, reopen)
     },
     "claimed": {"labeling/services/assignments.py"},
     "judged": {"labeling/services/assignments.py"},

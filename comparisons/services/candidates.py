@@ -1,7 +1,7 @@
 """Writes for candidates: the JSONL import of responses made elsewhere (``candidates_import``).
 
-All-or-nothing like ``prompts_import``: every line is checked first and nothing is written unless
-the whole file is good, in one transaction. Candidates are deduplicated by (prompt, generator,
+All-or-nothing in one pass like ``prompts_import``: every line is checked, including against the
+database, and nothing is written unless the whole file is good, in one transaction. Candidates are deduplicated by (prompt, generator,
 identical text). The Generator model is reached through the Candidate -> Generator foreign key
 (comparisons sits below model_runner: only a TYPE_CHECKING import of it here).
 """
@@ -13,21 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
-from django.db import IntegrityError, transaction
-
 from comparisons.importing import (
     CandidateRecord,
     ErrorCollector,
-    ImportFailed,
     InvalidField,
-    LineError,
     parse_candidate_line,
-    read_jsonl,
+    shown_value,
 )
 from comparisons.models import Candidate, Prompt
-from comparisons.services.common import _CONCURRENT_WRITE, BATCH_SIZE, ImportResult, _chunks
+from comparisons.services.common import BATCH_SIZE, ImportResult, _chunks, jsonl_import
 from comparisons.services.prompts import _PromptIndex
-from labeling.errors import Conflict
 
 if TYPE_CHECKING:  # types only: comparisons sits below model_runner (see docs/architecture.md)
     from model_runner.models import Generator
@@ -69,7 +64,7 @@ def _generators_by_name(names: set[str]) -> dict[str, Generator]:
 
 @dataclass
 class _Slot:
-    """The candidates of one (prompt, generator): by text, and the sample indexes in use."""
+    """The candidates of one (prompt, generator), stored or planned: by text, and the sample indexes in use."""
 
     by_text: dict[str, Candidate] = field(default_factory=dict)
     indexes: set[int] = field(default_factory=set)
@@ -88,33 +83,41 @@ def candidates_import(*, stream: Iterable[bytes | str]) -> ImportResult:
     prompt and generator) and ``"metadata"`` (stored as the candidate's ``sampling``).
 
     Deduplicates by (prompt, generator, identical text): re-importing a file creates nothing.
-    All-or-nothing like ``prompts_import``: an unknown prompt_id, a taken sample_index or any
-    bad line raises ImportFailed naming the line and field, and nothing is written.
+    All-or-nothing, in one pass like ``prompts_import``: bad lines, an unknown prompt_id and a
+    taken sample_index are all found before ImportFailed reports them together (line and field
+    each), and nothing is written.
     """
-    errors = ErrorCollector()
-    records: list[tuple[int, CandidateRecord]] = []
-    for line_no, value in read_jsonl(stream, errors):
-        try:
-            records.append((line_no, parse_candidate_line(value)))
-        except InvalidField as exc:
-            errors.add(line_no, exc)
-    errors.raise_if_any()
-    if not records:
-        raise ImportFailed([LineError(None, "file", "has no JSON lines to import")])
-
-    try:
-        with transaction.atomic():
-            candidates, created = _candidates_write(records, errors)
-    except IntegrityError:
-        raise Conflict(_CONCURRENT_WRITE)
-    return ImportResult(created=created, existing=len(candidates) - created, candidates=candidates)
+    return jsonl_import(stream=stream, parse=parse_candidate_line, check=_candidates_check)
 
 
-def _candidates_write(
-    records: list[tuple[int, CandidateRecord]], errors: ErrorCollector
-) -> tuple[list[Candidate], int]:
-    """The body of ``candidates_import``; runs inside its transaction and raises on any error."""
-    # 1. Resolve every line's prompt (nothing written yet).
+@dataclass
+class _CandidatesPlan:
+    """An import's lines resolved against the database, nothing written yet.
+
+    ``result`` has one candidate per line: a stored one, or a new one in ``new`` (its generator
+    is set on ``save``, once missing generators exist; its prompt may be a new one of ``index``, whose
+    primary key bulk_create picks up once ``index`` is saved).
+    """
+
+    index: _PromptIndex
+    generator_names: set[str]
+    result: list[Candidate] = field(default_factory=list)
+    new: list[tuple[Candidate, str]] = field(default_factory=list)
+
+    def save(self) -> ImportResult:
+        # New prompts and generators first, so the new candidates can point at them.
+        self.index.save()
+        generators = _generators_by_name(self.generator_names)
+        for candidate, generator_name in self.new:
+            candidate.generator = generators[generator_name]
+        Candidate.objects.bulk_create([c for c, _ in self.new], batch_size=BATCH_SIZE)
+        created = len(self.new)
+        return ImportResult(created=created, existing=len(self.result) - created, candidates=self.result)
+
+
+def _candidates_check(records: list[tuple[int, CandidateRecord]], errors: ErrorCollector) -> _CandidatesPlan:
+    """Resolve every line that parsed, recording each line's error; reads only."""
+    # 1. Every line's prompt: named by id, or given by its messages (new ones are kept in memory).
     refs = _prompts_by_ref({r.prompt_ref for _, r in records if r.prompt_ref is not None})
     index = _PromptIndex(r.prompt for _, r in records if r.prompt is not None)
     resolved: list[tuple[int, CandidateRecord, Prompt]] = []
@@ -124,32 +127,29 @@ def _candidates_write(
         elif (found := refs.get(record.prompt_ref or "")) is not None:
             prompt = found
         else:
-            errors.add(line_no, InvalidField("prompt_id", f"no prompt has the id {record.prompt_ref!r}"))
+            errors.add(
+                line_no, InvalidField("prompt_id", f"no prompt has the id {shown_value(record.prompt_ref)}")
+            )
             continue
         resolved.append((line_no, record, prompt))
-    errors.raise_if_any()
 
-    # 2. Write the new prompts and generators so candidates can point at them; an error
-    #    below still rolls them back with the transaction.
-    index.save()
-    generators = _generators_by_name({r.generator for _, r in records})
-    slots: dict[tuple[int, int], _Slot] = defaultdict(_Slot)
-    prompt_ids = {p.pk for _, _, p in resolved}
-    generator_ids = [g.pk for g in generators.values()]
-    for chunk in _chunks(prompt_ids):
+    # 2. The stored candidates of those prompts by the generators named (a new prompt or a new
+    #    generator has none), by (prompt content hash, generator name).
+    plan = _CandidatesPlan(index=index, generator_names={r.generator for _, r in records})
+    stored = dict(_generator_model().objects.filter(name__in=plan.generator_names).values_list("pk", "name"))
+    slots: dict[tuple[str, str], _Slot] = defaultdict(_Slot)
+    by_pk = {p.pk: p for _, _, p in resolved if p.pk is not None}
+    for chunk in _chunks(by_pk):
         for candidate in Candidate.objects.filter(
-            prompt_id__in=chunk, generator_id__in=generator_ids
+            prompt_id__in=chunk, generator_id__in=list(stored)
         ).order_by("sample_index"):
-            slots[(candidate.prompt_id, candidate.generator_id)].add(candidate)
+            slots[(by_pk[candidate.prompt_id].content_hash, stored[candidate.generator_id])].add(candidate)
 
-    # 3. Match each line to an existing candidate or a new one.
-    result: list[Candidate] = []
-    new: list[Candidate] = []
+    # 3. Match each line to a stored or planned candidate, or plan a new one.
     for line_no, record, prompt in resolved:
-        generator = generators[record.generator]
-        slot = slots[(prompt.pk, generator.pk)]
+        slot = slots[(prompt.content_hash, record.generator)]
         if (existing := slot.by_text.get(record.text)) is not None:
-            result.append(existing)
+            plan.result.append(existing)
             continue
         if record.sample_index is None:
             sample_index = max(slot.indexes, default=-1) + 1
@@ -158,7 +158,8 @@ def _candidates_write(
                 line_no,
                 InvalidField(
                     "sample_index",
-                    f"{record.sample_index} is already used by another response of {generator.name!r} to this prompt",
+                    f"{record.sample_index} is already used by another response of "
+                    f"{shown_value(record.generator)} to this prompt",
                 ),
             )
             continue
@@ -166,15 +167,12 @@ def _candidates_write(
             sample_index = record.sample_index
         candidate = Candidate(
             prompt=prompt,
-            generator=generator,
             sample_index=sample_index,
             text=record.text,
             sampling=record.metadata,
             finish_reason=Candidate.FinishReason.IMPORTED,
         )
         slot.add(candidate)
-        new.append(candidate)
-        result.append(candidate)
-    errors.raise_if_any()
-    Candidate.objects.bulk_create(new, batch_size=BATCH_SIZE)
-    return result, len(new)
+        plan.new.append((candidate, record.generator))
+        plan.result.append(candidate)
+    return plan

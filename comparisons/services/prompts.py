@@ -1,32 +1,39 @@
 """Writes for prompts: one prompt (``prompt_get_or_create``) or a JSONL import (``prompts_import``).
 
-Imports are all-or-nothing: every line is read and checked first, every error is collected
-(line and field), and nothing is written unless the whole file is good. The writes of one
-import share a single transaction. Prompts are deduplicated by content hash and by external id
+Imports are all-or-nothing and make one pass (``common.jsonl_import``): every line is read and
+checked, the lines that parse are checked against the database, every error is collected (line
+and field), and nothing is written unless the whole file is good. The writes of one import share
+a single transaction. Prompts are deduplicated by content hash and by external id
 (:class:`_PromptIndex`, which ``candidates_import`` also uses for prompts given by messages).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from comparisons.importing import (
     ErrorCollector,
-    ImportFailed,
     InvalidField,
-    LineError,
     PromptRecord,
     parse_prompt_line,
-    read_jsonl,
+    shown_value,
     validate_identifier,
     validate_messages,
     validate_tags,
 )
 from comparisons.models import Prompt
-from comparisons.services.common import _CONCURRENT_WRITE, BATCH_SIZE, ImportResult, _chunks
+from comparisons.services.common import (
+    _CONCURRENT_WRITE,
+    BATCH_SIZE,
+    ImportResult,
+    _chunks,
+    jsonl_import,
+)
 from labeling.errors import Conflict
 
 MAX_COLLECTION_LENGTH = 200
@@ -85,7 +92,8 @@ class _PromptIndex:
             if prompt is not None and prompt.content_hash != content_hash:
                 which = f"prompt {prompt.pk}" if prompt.pk else "an earlier line"
                 raise InvalidField(
-                    "id", f"{record.external_id!r} already names a prompt with other messages ({which})"
+                    "id",
+                    f"{shown_value(record.external_id)} already names a prompt with other messages ({which})",
                 )
         if prompt is None:
             prompt = self.by_hash.get(content_hash)
@@ -174,40 +182,44 @@ def prompts_import(
 ) -> ImportResult:
     """Import prompts from JSONL: ``{"id"?, "messages": [...], "tags"?}`` (or ``"prompt": "text"``) a line.
 
-    All-or-nothing: raises ImportFailed (first error's line and field, up to 20 errors) and
-    writes nothing when any line is bad, the file passes 50 MB or a line passes 1 MB.
+    All-or-nothing, in one pass (``jsonl_import``): every line is checked, and every line that
+    parses is also checked against the stored prompts (an ``id`` naming other messages), before
+    ImportFailed reports all the errors at once (first error's line and field, up to 20 listed,
+    all counted); nothing is written then, nor when the file passes 50 MB or a line passes 1 MB.
     Re-importing a file creates nothing new; it merges tags into the existing prompts.
     Blank lines are skipped. ``default_tags`` are added to every line's prompt.
     """
     source = _clean_source(source)
     collection = _clean_collection(collection)
     default_tags = validate_tags(default_tags)
-    errors = ErrorCollector()
-    records: list[tuple[int, PromptRecord]] = []
-    for line_no, value in read_jsonl(stream, errors):
-        try:
-            records.append((line_no, parse_prompt_line(value, default_tags=default_tags)))
-        except InvalidField as exc:
-            errors.add(line_no, exc)
-    errors.raise_if_any()
-    if not records:
-        raise ImportFailed([LineError(None, "file", "has no JSON lines to import")])
 
-    try:
-        with transaction.atomic():
-            index = _PromptIndex(record for _, record in records)
-            prompts: list[Prompt] = []
-            created = 0
-            for line_no, record in records:
-                try:
-                    prompt, was_created = index.upsert(record, source=source, collection=collection)
-                except InvalidField as exc:
-                    errors.add(line_no, exc)
-                    continue
-                prompts.append(prompt)
-                created += was_created
-            errors.raise_if_any()
-            index.save()
-    except IntegrityError:
-        raise Conflict(_CONCURRENT_WRITE)
-    return ImportResult(created=created, existing=len(prompts) - created, prompts=prompts)
+    def check(records: list[tuple[int, PromptRecord]], errors: ErrorCollector) -> _PromptsPlan:
+        plan = _PromptsPlan(_PromptIndex(record for _, record in records))
+        for line_no, record in records:
+            try:
+                prompt, was_created = plan.index.upsert(record, source=source, collection=collection)
+            except InvalidField as exc:
+                errors.add(line_no, exc)
+                continue
+            plan.prompts.append(prompt)
+            plan.created += was_created
+        return plan
+
+    return jsonl_import(
+        stream=stream, parse=partial(parse_prompt_line, default_tags=default_tags), check=check
+    )
+
+
+@dataclass
+class _PromptsPlan:
+    """The prompts of an import's lines, resolved by ``_PromptIndex`` and not yet written."""
+
+    index: _PromptIndex
+    prompts: list[Prompt] = field(default_factory=list)
+    created: int = 0
+
+    def save(self) -> ImportResult:
+        self.index.save()
+        return ImportResult(
+            created=self.created, existing=len(self.prompts) - self.created, prompts=self.prompts
+        )

@@ -14,6 +14,13 @@ strength of a single pair judgment is its preference (1 slightly, 2 better, 3 mu
 ranking pair the number of groups between the two (capped at 3), and of an aggregated pair the
 aggregated strength. Ties (strength 0) are left out of ``trl``, ``hh`` and ``rankings`` pairs
 and counted; ``helpsteer`` keeps them (its scale has 0 = about the same).
+
+No pair view ever writes a pair of identical texts (``comparisons.dedupe.same_text``: the same
+once whitespace is normalized), whatever the judgment said: such pairs are left out and counted
+in ``identical_pairs`` (only comparisons built without dedupe have them). A comparison's
+duplicates (unseen copies of a shown text, tied with it) add no pair rows: each would repeat
+its copy's row byte for byte. The views that list candidates (``native``, ``rankings``) list
+them, in their copy's place (``View.reads_duplicates``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from comparisons.dedupe import same_text
 from export.records import (
     CandidateInfo,
     JudgmentRecord,
@@ -76,6 +84,8 @@ class View:
     name = ""
     title = ""
     description = ""
+    #: Whether ``rows`` reads ``JudgmentRecord.duplicates`` (the record path then reads them).
+    reads_duplicates = False
 
     def __init__(
         self,
@@ -92,6 +102,8 @@ class View:
         self.queue_names = queue_names
         self.likert_keys = likert_keys or []
         self.stats: Counter[str] = Counter()
+        # Duplicates written so far: a view that lists them explains them in its description.
+        self.listed_duplicates = 0
         self.schema = pa.schema(self.fields())
 
     def fields(self) -> list[tuple[str, pa.DataType]]:
@@ -129,6 +141,9 @@ class PairView(View):
 
     def rows(self, groups: Groups) -> Iterator[tuple[PromptInfo, Row]]:
         for event in self.events(groups):
+            if same_text(event.x.text, event.y.text):
+                self.stats["identical_pairs"] += 1
+                continue
             if event.strength == 0 and not self.keep_ties:
                 self.stats["ties"] += 1
                 continue

@@ -1,6 +1,9 @@
 """The ``native`` view: Preflab's lossless record, one row per judgment with everything stored
 about it (candidates and their sampling, shown order, per-criterion answers, rater, timing, gold).
 
+A comparison's duplicates (unseen copies of a shown text) follow its candidates in ``candidates``
+with the ``position`` of the copy they repeat (tied with it); ``shown_order`` lists shown ones only.
+
 Criteria answers are written in a fixed struct (``key``, ``kind`` and one value column per kind),
 keyed by the rubric's criterion kinds and, for a criterion the rubric no longer names, by the
 kind the stored value looks like. Empty or missing JSON values are written as null.
@@ -43,7 +46,8 @@ def _json_or_none(value: Any) -> str | None:
 class NativeView(View):
     name = "native"
     title = "Native (lossless)"
-    description = (
+    reads_duplicates = True
+    base_description = (
         "Preflab's lossless record: one row per judgment, with the prompt, every candidate with its "
         "generator, model revision and sampling parameters (`sampling` as a JSON string), the order shown "
         "to the rater (`shown_order`, candidate ids, label A first), the overall `preference` (-3..3 in "
@@ -53,6 +57,16 @@ class NativeView(View):
         "time, rubric version, timestamp, queue, and gold markers (`gold_answer` as JSON, in candidate "
         "positions). `adjudicated` is always false: Preflab has no adjudication step yet."
     )
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        if not self.listed_duplicates:
+            return self.base_description
+        return self.base_description + (
+            " Some rows' `candidates` also list, after the candidates shown, responses the rater did "
+            "not see because their text repeats a shown one: each has the `position` of the shown copy "
+            "(it is tied with it) and is absent from `shown_order`."
+        )
 
     def __init__(self, *, rubric_kinds: dict[int, dict[str, str]] | None = None, **kwargs: Any) -> None:
         self.rubric_kinds = rubric_kinds or {}
@@ -110,6 +124,7 @@ class NativeView(View):
 
     def row(self, record: JudgmentRecord) -> Row:
         created = record.created_at
+        self.listed_duplicates += len(record.duplicates)
         return {
             "judgment_id": record.id,
             "comparison_id": record.comparison_id,
@@ -131,7 +146,7 @@ class NativeView(View):
                     "seed": c.seed,
                     "finish_reason": c.finish_reason,
                 }
-                for c in record.candidates
+                for c in record.candidates + record.duplicates
             ],
             "shown_order": [c.id for c in record.shown],
             "preference": record.preference,

@@ -1,8 +1,8 @@
 """Which judgments an export contains, and the batched reads of their prompts and candidates.
 
 :func:`export_judgment_queryset` applies every filter SQL can answer (the per-comparison ones are
-applied while streaming, in ``record_groups``). ``_prompts`` and ``_candidates`` read the rows of
-one chunk by id in a bounded number of queries (``_rows_by_ids``): the query count of an export
+applied while streaming, in ``record_groups``). ``_prompts``, ``_candidates`` and ``_duplicates``
+read the rows of one chunk by id in a bounded number of queries (``_rows_by_ids``): the query count of an export
 grows with its chunks, never with its rows. Both the record path (``record_groups``) and the
 columnar path (``pair_chunks``) decode prompts and candidates through them, into the same
 :class:`PromptInfo` / :class:`CandidateInfo`.
@@ -18,7 +18,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
-from comparisons.models import Candidate, ComparisonCandidate, Prompt
+from comparisons.models import Candidate, ComparisonCandidate, ComparisonDuplicate, Prompt
 from export.records import CandidateInfo, ExportDataError, PromptInfo
 from labeling.models import Judgment
 
@@ -140,6 +140,43 @@ def _candidates(comparison_ids: set[int], *, full: bool) -> dict[int, list[Candi
         out.setdefault(comparison_id, []).append(
             CandidateInfo(candidate_id, position, text, generator, *rest)
         )
+    return out
+
+
+def _duplicates(members: dict[int, list[CandidateInfo]], *, full: bool) -> dict[int, list[CandidateInfo]]:
+    """The duplicates of each of these comparisons (their ``members`` by comparison id), each with
+    the position of the shown copy it repeats; by position, then candidate id.
+
+    One index read of the duplicate rows, and one of their candidates when there are any.
+    Raises ExportDataError naming the comparison when a duplicate's copy is not one of its members.
+    """
+    fields = ["id", "text", "generator__name"]
+    if full:
+        fields += ["model_revision", "sampling", "seed", "finish_reason"]
+    rows = list(
+        _rows_by_ids(
+            ComparisonDuplicate.objects.all(),
+            set(members),
+            ["comparison_id", "kept_id", "candidate_id"],
+        )
+    )
+    if not rows:
+        return {}
+    texts = {row[0]: row[1:] for row in _rows_by_ids(Candidate.objects.all(), {r[2] for r in rows}, fields)}
+    out: dict[int, list[CandidateInfo]] = {}
+    for comparison_id, kept_id, candidate_id in rows:
+        position = next((c.position for c in members[comparison_id] if c.id == kept_id), None)
+        if position is None:
+            raise ExportDataError(
+                f"comparison {comparison_id}: candidate {candidate_id} is recorded as a copy of "
+                f"candidate {kept_id}, which the comparison does not show"
+            )
+        text, generator, *rest = texts[candidate_id]
+        out.setdefault(comparison_id, []).append(
+            CandidateInfo(candidate_id, position, text, generator, *rest)
+        )
+    for duplicates in out.values():
+        duplicates.sort(key=lambda c: (c.position, c.id))
     return out
 
 

@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any
 
 from export.records import ExportDataError, JudgmentRecord, agreement
-from export.selectors.judgments import IdIn, _candidates, _prompts, export_judgment_queryset
+from export.selectors.judgments import IdIn, _candidates, _duplicates, _prompts, export_judgment_queryset
 
 # Judgments read per chunk: bounds memory; prompts and candidates are fetched once per chunk.
 CHUNK_SIZE = 2000
@@ -49,6 +49,7 @@ def export_records(
     *,
     filters: dict[str, Any],
     full: bool = True,
+    duplicates: bool = False,
     on_chunk: Callable[[int], None] | None = None,
 ) -> Iterator[JudgmentRecord]:
     """Stream the filtered judgments as records, ordered by comparison then judgment id.
@@ -57,6 +58,8 @@ def export_records(
     CHUNK_SIZE; per chunk it fetches the chunk's prompts and candidates in one query each, so the
     query count grows with chunks, never with rows, and memory stays bounded by the chunk size.
     ``full=False`` skips the columns only the lossless views read (criteria, rationale, ...).
+    ``duplicates=True`` also reads each comparison's duplicates (one more query per chunk, two
+    when it has any) into ``JudgmentRecord.duplicates``, for the views that list them.
     ``on_chunk(n)`` is called after each chunk with the number of judgments read so far.
     Raises ExportDataError naming the judgment when stored data is inconsistent.
     """
@@ -67,14 +70,14 @@ def export_records(
         chunk = list(islice(rows, CHUNK_SIZE))
         if not chunk:
             return
-        yield from _chunk_records(chunk, full=full)
+        yield from _chunk_records(chunk, full=full, duplicates=duplicates)
         done += len(chunk)
         if on_chunk is not None:
             on_chunk(done)
 
 
 def export_comparison_records(
-    *, filters: dict[str, Any], comparison_ids: list[int], full: bool = False
+    *, filters: dict[str, Any], comparison_ids: list[int], full: bool = False, duplicates: bool = False
 ) -> list[JudgmentRecord]:
     """The filtered judgments of some comparisons as records (the record path, for ``export.columnar``)."""
     fields = _BASE_FIELDS + (_FULL_FIELDS if full else ())
@@ -83,7 +86,7 @@ def export_comparison_records(
         .filter(IdIn("assignment__item__comparison_id", comparison_ids))
         .values_list(*fields)
     )
-    return list(_chunk_records(rows, full=full))
+    return list(_chunk_records(rows, full=full, duplicates=duplicates))
 
 
 def keep_group(group: list[JudgmentRecord], stats: GroupStats, *, filters: dict[str, Any]) -> bool:
@@ -116,6 +119,7 @@ def export_record_groups(
     *,
     filters: dict[str, Any],
     full: bool = True,
+    duplicates: bool = False,
     on_chunk: Callable[[int], None] | None = None,
     stats: GroupStats | None = None,
 ) -> Iterator[list[JudgmentRecord]]:
@@ -129,7 +133,7 @@ def export_record_groups(
     min_judgments = filters.get("min_judgments", 1)
     min_agreement = filters.get("min_agreement", 0.0)
     group: list[JudgmentRecord] = []
-    for record in export_records(filters=filters, full=full, on_chunk=on_chunk):
+    for record in export_records(filters=filters, full=full, duplicates=duplicates, on_chunk=on_chunk):
         if group and record.comparison_id != group[0].comparison_id:
             if _keep(group, stats, min_judgments, min_agreement):
                 yield group
@@ -160,9 +164,10 @@ def _keep(group: list[JudgmentRecord], stats: GroupStats, min_judgments: int, mi
     return True
 
 
-def _chunk_records(chunk: list[tuple[Any, ...]], *, full: bool) -> Iterator[JudgmentRecord]:
+def _chunk_records(chunk: list[tuple[Any, ...]], *, full: bool, duplicates: bool) -> Iterator[JudgmentRecord]:
     prompts = _prompts({row[9] for row in chunk}, full=full)
     candidates = _candidates({row[8] for row in chunk}, full=full)
+    copies = _duplicates(candidates, full=full) if duplicates else {}
     for row in chunk:
         (
             jid,
@@ -206,6 +211,7 @@ def _chunk_records(chunk: list[tuple[Any, ...]], *, full: bool) -> Iterator[Judg
             queue_id=queue_id,
             is_gold=is_gold,
             rubric_id=rubric_id,
+            duplicates=copies.get(comparison_id, []),
         )
         if full:
             (

@@ -154,7 +154,13 @@ def _write_snapshot(
                 full=full,
             )
         else:
-            groups = export_record_groups(filters=spec.filters, full=full, on_chunk=on_progress, stats=stats)
+            groups = export_record_groups(
+                filters=spec.filters,
+                full=full,
+                duplicates=view.reads_duplicates,
+                on_chunk=on_progress,
+                stats=stats,
+            )
             for prompt, row in view.rows(groups):
                 writer.write(split_of(prompt), row)
         files = writer.close()

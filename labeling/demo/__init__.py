@@ -114,6 +114,7 @@ def demo_seed() -> tuple[list[User], Rubric, list[Prompt]]:
             name=RUBRIC_NAME,
             criteria=RUBRIC_CRITERIA,
             description="Criteria modelled on InstructGPT/ChatGPT labeling: helpful, truthful, harmless.",
+            copy_overall=True,
         )
         with PROMPTS_FILE.open("rb") as fh:
             result = prompts_import(stream=fh, source=Prompt.Source.DEMO, collection="demo")

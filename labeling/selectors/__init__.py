@@ -6,6 +6,7 @@ the two gatekeepers, ``queue_get_for_rater`` and ``assignment_get_for_rater``, w
 - ``quality``: answers in the comparison's stored order, gold accuracy;
 - ``content_warnings``: the warnings an item carries, a rater's opt-outs;
 - ``dashboards``: the admin queue dashboards (progress, throughput, per-rater quality);
+- ``queue_admin``: how low a queue's overlap may go, users named as members (by name or group);
 - ``integrity``: every counter and invariant recomputed from the rows (``check_integrity``).
 """
 

@@ -8,7 +8,7 @@ from itertools import combinations
 from statistics import median
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -21,9 +21,13 @@ def _sign(x: int) -> int:
 
 
 def queue_progress(*, queue: Queue) -> dict[str, Any]:
+    """How far the queue is. ``judgments`` counts those on its real items still in play (not
+    gold, not retired), the ones ``wanted`` (items x overlap) asks for; answers to gold items are
+    ``gold_judgments``, so a queue full of gold answers never looks done."""
     counts = queue.items.filter(is_gold=False, retired=False).aggregate(
         items=Count("id"),
         complete=Count("id", filter=Q(judged__gte=queue.overlap)),
+        judged=Sum("judged"),
     )
     statuses = dict(
         Assignment.objects.filter(item__queue=queue)
@@ -32,11 +36,14 @@ def queue_progress(*, queue: Queue) -> dict[str, Any]:
         .values_list("status", "n")
     )
     wanted = (counts["items"] or 0) * queue.overlap
-    judged = statuses.get(Assignment.Status.SUBMITTED, 0)
+    judged = counts["judged"] or 0
     return {
         "items": counts["items"] or 0,
         "complete": counts["complete"] or 0,
         "judgments": judged,
+        "gold_judgments": Judgment.objects.filter(
+            assignment__item__queue=queue, assignment__item__is_gold=True
+        ).count(),
         "wanted": wanted,
         "percent": round(100 * min(judged, wanted) / wanted, 1) if wanted else 0.0,
         "leased": statuses.get(Assignment.Status.LEASED, 0),

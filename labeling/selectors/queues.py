@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -27,6 +27,13 @@ def queue_get_for_rater(*, rater: User, queue_id: Any) -> Queue:
     queue, rubric = found
     queue.rubric = rubric
     return cast(Queue, queue)
+
+
+def current_overlap(*, queue_id: int) -> Subquery:
+    """The queue's overlap as the database has it when the statement runs (not as read earlier in
+    the request): writes that compare a count with the overlap use this, so an overlap an admin
+    lowered is honoured at once (``queue_update_settings`` locks the items it could overfill)."""
+    return Subquery(Queue.objects.filter(pk=queue_id).values("overlap")[:1])
 
 
 def queue_list_for_user(*, user: User) -> QuerySet[Queue]:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from comparisons.models import Candidate, ComparisonCandidate
 from labeling.errors import Conflict
 from labeling.models import Assignment, Judgment, Queue, QueueItem, User
+from labeling.selectors.queues import current_overlap
 from labeling.sql import statements
 from labeling.sql.hydrate import insert_values, mark_saved
 
@@ -118,7 +119,7 @@ def assignment_submit(*, judgment: Judgment, queue: Queue, now: datetime) -> Jud
     if locked.status == Assignment.Status.SKIPPED:
         raise Conflict("You skipped this item; it can no longer be judged.")
     # EXPIRED: the lease was released; take a slot again if one is free.
-    if not QueueItem.objects.filter(pk=locked.item_id, claimed__lt=queue.overlap).update(
+    if not QueueItem.objects.filter(pk=locked.item_id, claimed__lt=current_overlap(queue_id=queue.pk)).update(
         claimed=F("claimed") + 1
     ):
         raise Conflict("Your lease on this item expired and it has since been judged by enough raters.")

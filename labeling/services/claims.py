@@ -16,6 +16,7 @@ from labeling.errors import ApplicationError, Conflict, NotFound
 from labeling.models import Assignment, ContentCategory, Queue, QueueItem, User
 from labeling.selectors.content_warnings import content_warnings_for_assignment, queue_opted_out_category
 from labeling.selectors.quality import rater_gold_accuracy
+from labeling.selectors.queues import current_overlap
 from labeling.services.assignments import (
     assignment_lease,
     assignment_lease_again,
@@ -139,9 +140,7 @@ def _pick_item(*, rater: User, queue: Queue, gold: bool) -> QueueItem | None:
     if gold:
         found = statements.claim_pick_gold_item.instances(queue_id=queue.pk, rater_id=rater.pk, is_gold=True)
     else:
-        found = statements.claim_pick_item.instances(
-            queue_id=queue.pk, overlap=queue.overlap, rater_id=rater.pk, is_gold=False
-        )
+        found = statements.claim_pick_item.instances(queue_id=queue.pk, rater_id=rater.pk, is_gold=False)
     if found is None:
         return None
     item, comparison, prompt = found
@@ -159,7 +158,9 @@ def _pick_requeued(*, rater: User, queue: Queue) -> Assignment | None:
     )
     if not skipped:
         return None
-    items = QueueItem.objects.filter(pk__in=[i for _, i in skipped], retired=False, claimed__lt=queue.overlap)
+    items = QueueItem.objects.filter(
+        pk__in=[i for _, i in skipped], retired=False, claimed__lt=current_overlap(queue_id=queue.pk)
+    )
     if connection.features.has_select_for_update_skip_locked:
         items = items.select_for_update(skip_locked=True, of=("self",))
     item = items.order_by("-priority", "id").select_related("comparison__prompt").first()

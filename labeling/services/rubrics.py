@@ -12,7 +12,9 @@ from labeling.models import Criterion, Rubric
 # -------------------------------------------------------------------------------- rubrics
 
 
-def rubric_create(*, name: str, criteria: list[dict[str, Any]], description: str = "") -> Rubric:
+def rubric_create(
+    *, name: str, criteria: list[dict[str, Any]], description: str = "", copy_overall: bool = False
+) -> Rubric:
     """Create a rubric; a name that exists gets the next version (used versions stay frozen)."""
     if not name:
         raise ApplicationError("name: required", field="name")
@@ -32,7 +34,10 @@ def rubric_create(*, name: str, criteria: list[dict[str, Any]], description: str
     with transaction.atomic():
         latest = Rubric.objects.filter(name=name).order_by("-version").first()
         rubric = Rubric.objects.create(
-            name=name, version=(latest.version + 1) if latest else 1, description=description
+            name=name,
+            version=(latest.version + 1) if latest else 1,
+            description=description,
+            copy_overall=copy_overall,
         )
         Criterion.objects.bulk_create(
             Criterion(
@@ -61,4 +66,6 @@ def rubric_new_version(*, rubric: Rubric) -> Rubric:
         }
         for c in rubric.criteria.order_by("position", "id")
     ]
-    return rubric_create(name=rubric.name, criteria=criteria, description=rubric.description)
+    return rubric_create(
+        name=rubric.name, criteria=criteria, description=rubric.description, copy_overall=rubric.copy_overall
+    )

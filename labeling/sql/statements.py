@@ -201,7 +201,14 @@ def _pick(*, gold: bool) -> str:
         f" AND {column(QueueItem, 'is_gold')} = %(is_gold)s"
         f" AND NOT {column(QueueItem, 'retired')}"
         # Gold items are answered by every rater; real items stop at the overlap.
-        + ("" if gold else f" AND {column(QueueItem, 'claimed')} < %(overlap)s")
+        # The overlap is read in the statement, not passed in: a claim never uses an overlap that an
+        # admin lowered before it started (queue_update_settings locks the items it could overfill).
+        + (
+            ""
+            if gold
+            else f" AND {column(QueueItem, 'claimed')} < (SELECT {column(Queue, 'overlap')} FROM {table(Queue)}"  # noqa: S608
+            f" WHERE {column(Queue, 'id')} = %(queue_id)s)"
+        )
         + f" AND NOT EXISTS (SELECT 1 FROM {table(Assignment)}"  # noqa: S608
         f" WHERE {column(Assignment, 'item_id')} = {column(QueueItem, 'id')}"
         f" AND {column(Assignment, 'rater_id')} = %(rater_id)s)"
@@ -222,7 +229,8 @@ def claim_pick_item() -> str:
     INNER JOIN "comparisons_comparison" ON "comparisons_comparison"."id" = "labeling_queueitem"."comparison_id"
     INNER JOIN "comparisons_prompt" ON "comparisons_prompt"."id" = "comparisons_comparison"."prompt_id"
     WHERE "labeling_queueitem"."queue_id" = %(queue_id)s AND "labeling_queueitem"."is_gold" = %(is_gold)s
-    AND NOT "labeling_queueitem"."retired" AND "labeling_queueitem"."claimed" < %(overlap)s
+    AND NOT "labeling_queueitem"."retired" AND "labeling_queueitem"."claimed" <
+    (SELECT "labeling_queue"."overlap" FROM "labeling_queue" WHERE "labeling_queue"."id" = %(queue_id)s)
     AND NOT EXISTS (SELECT 1 FROM "labeling_assignment"
     WHERE "labeling_assignment"."item_id" = "labeling_queueitem"."id"
     AND "labeling_assignment"."rater_id" = %(rater_id)s)

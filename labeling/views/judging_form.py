@@ -28,8 +28,10 @@ SCALE = [
 ]
 #: "Both are bad" is stored as a tie (preference 0) plus this judgment flag.
 BOTH_BAD_FLAG = "both_bad"
-#: Keys the page uses itself; flag criteria get letters from the rest.
-RESERVED_KEYS = set("BDGRSUVW")
+#: Keys the page uses itself (C copy overall, P as typed, ...); flag criteria get letters from the rest.
+RESERVED_KEYS = set("BCDGPRSUVW")
+#: "(1 = terrible, 7 = excellent)" in a Likert criterion's question or help text names its ends.
+_LIKERT_ENDS = re.compile(r"\b1\s*=\s*([^,;)]+?)\s*[,;]\s*7\s*=\s*([^,;)]+)")
 
 # ------------------------------------------------------------------------ reading the form
 
@@ -87,6 +89,49 @@ def float_or_none(raw: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if value >= 0 else None
+
+
+def submission_notice(post: Any, judgment: Judgment, created: bool, labels: list[str]) -> tuple[str, bool]:
+    """What to tell the rater after a submission: (message, whether it is a warning). A replay of
+    the same answer is "Already saved."; a different answer for an item already judged (a stale
+    second tab) was not saved, and the rater is told so, with the answer that is stored."""
+    if created:
+        return "Saved.", False
+    stored = answer_text(judgment)
+    posted_pref = post.get("preference", "")
+    stored_pref = (
+        "bad"
+        if BOTH_BAD_FLAG in (judgment.flags or []) and judgment.preference == 0
+        else str(judgment.preference)
+    )
+    same = (
+        posted_pref == stored_pref
+        if judgment.preference is not None
+        else _same_ranking(post.get("ranking_text", ""), judgment.ranking, labels)
+    )
+    if same:
+        return "Already saved.", False
+    return (
+        f"This item was already judged, in another tab or window: the stored answer is {stored}. "
+        "The answer you just sent was not saved.",
+        True,
+    )
+
+
+def _same_ranking(text: str, stored: Any, labels: list[str]) -> bool:
+    try:
+        return parse_ranking_text(text, labels) == stored
+    except ApplicationError:
+        return False
+
+
+def answer_text(judgment: Judgment) -> str:
+    """A stored overall answer as the rater wrote it: "A is better", "both are bad", "A > C = B"."""
+    if judgment.preference is None:
+        return f"“{ranking_to_text(judgment.ranking)}”"
+    if judgment.preference == 0 and BOTH_BAD_FLAG in (judgment.flags or []):
+        return "“Both are bad”"
+    return f"“{dict(SCALE)[judgment.preference]}”"
 
 
 def submit_from_form(
@@ -193,6 +238,8 @@ def _criteria_view(criteria: list[Criterion], labels: list[str], values: dict[st
             ]
         elif c.kind == Criterion.Kind.LIKERT:
             value = value or {}
+            ends = _LIKERT_ENDS.search(f"{c.question} {c.help_text}")
+            row["ends"] = (ends.group(1).strip(), ends.group(2).strip()) if ends else ("lowest", "highest")
             row["rows"] = [
                 {
                     "label": lab,
@@ -208,6 +255,15 @@ def _criteria_view(criteria: list[Criterion], labels: list[str], values: dict[st
     return out
 
 
+def _error_input(error: ApplicationError | None) -> str:
+    """The form field a rater must fix first, as the page names it (``criteria.helpful`` ->
+    ``criterion-helpful``), so the page can put the focus there."""
+    field = (error.field or "") if error else ""
+    if field.startswith("criteria."):
+        return "criterion-" + field.split(".")[1]
+    return {"preference": "preference", "ranking": "ranking_text"}.get(field, "")
+
+
 def judging_context(
     request: HttpRequest,
     assignment: Assignment,
@@ -215,6 +271,7 @@ def judging_context(
     values: dict[str, Any] | None = None,
     error: ApplicationError | None = None,
     notice: str = "",
+    notice_warning: bool = False,
     warnings: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     user: User = request.user  # type: ignore[assignment]
@@ -238,6 +295,8 @@ def judging_context(
     scale.append(
         {"value": "bad", "label": "Both are bad", "key": "B", "checked": values["preference"] == "bad"}
     )
+    progress = selectors.rater_queue_progress(rater=user, queue=queue)
+    on_screen = assignment.status == Assignment.Status.LEASED
     return {
         "assignment": assignment,
         "queue": queue,
@@ -250,11 +309,18 @@ def judging_context(
         "values": values,
         "error": error,
         "notice": notice,
+        "notice_warning": notice_warning,
         "warnings": warnings,
         "warning_labels": ", ".join(w["label"] for w in warnings),
         "categories": ContentCategory.choices,
         "rank_slots": range(1, len(labels) + 1),
-        "progress": selectors.rater_queue_progress(rater=user, queue=queue),
+        "progress": progress,
+        # The item on screen is still to do: "left" counts it (the claim took it out of "available").
+        "left": progress["available"] + (1 if on_screen else 0),
+        "copy_overall": is_pair
+        and queue.rubric.copy_overall
+        and any(c.kind == Criterion.Kind.PREFERENCE for c in criteria),
+        "error_field": _error_input(error),
         "can_undo": selectors.rater_last_undoable(rater=user, queue=queue) is not None,
         "submit_url": reverse("rate-assignment", args=[assignment.pk]),
         "undo_url": reverse("rate-undo", args=[queue.pk]),

@@ -21,6 +21,7 @@ from labeling.errors import ApplicationError
 from labeling.models import Assignment, ContentCategory, Queue, User
 from labeling.views.judging_form import (
     judging_context,
+    submission_notice,
     submit_from_form,
     values_from_judgment,
     values_from_post,
@@ -32,10 +33,8 @@ _PREFILL_SESSION_KEY = "workbench-prefill-{}"
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    if user.is_admin_role:
-        return redirect("manage-generation")
-    if user.role == User.Role.RESEARCHER:
-        return redirect("export-page")
+    if user.is_admin_role or user.role == User.Role.RESEARCHER:
+        return redirect("manage-home")  # each area's state at a glance
     return redirect("rate-home")
 
 
@@ -92,7 +91,7 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _render_next(request: HttpRequest, queue: Queue, notice: str) -> HttpResponse:
+def _render_next(request: HttpRequest, queue: Queue, notice: str, *, warning: bool = False) -> HttpResponse:
     """htmx: the next item's workbench (or the "all done" panel), pushed to the address bar."""
     user: User = request.user  # type: ignore[assignment]
     try:
@@ -102,10 +101,14 @@ def _render_next(request: HttpRequest, queue: Queue, notice: str) -> HttpRespons
         response["HX-Push-Url"] = reverse("rate-home")
         return response
     if assignment is None:
-        response = render(request, "labeling/_workbench_done.html", {"queue": queue, "notice": notice})
+        response = render(
+            request,
+            "labeling/_workbench_done.html",
+            {"queue": queue, "notice": notice, "notice_warning": warning},
+        )
         response["HX-Push-Url"] = reverse("rate-queue", args=[queue.pk])
         return response
-    context = judging_context(request, assignment, notice=notice)
+    context = judging_context(request, assignment, notice=notice, notice_warning=warning)
     response = render(request, "labeling/_workbench.html", context)
     response["HX-Push-Url"] = reverse("rate-assignment", args=[assignment.pk])
     return response
@@ -132,7 +135,7 @@ def rate_assignment(request: HttpRequest, assignment_id: int) -> HttpResponse:
             messages.info(request, "Skipped.")
             return redirect("rate-queue", queue_id=queue.pk)
         try:
-            _, created = submit_from_form(request, assignment, criteria, labels)
+            judgment, created = submit_from_form(request, assignment, criteria, labels)
         except ApplicationError as exc:
             if assignment.status != Assignment.Status.LEASED and not htmx:
                 messages.error(request, exc.message)
@@ -142,10 +145,10 @@ def rate_assignment(request: HttpRequest, assignment_id: int) -> HttpResponse:
             )
             template = "labeling/_workbench.html" if htmx else "labeling/rate_assignment.html"
             return render(request, template, context, status=exc.status_code)
-        notice = "Saved." if created else "Already saved."
+        notice, stale = submission_notice(request.POST, judgment, created, labels)
         if htmx:
-            return _render_next(request, queue, notice)
-        messages.success(request, notice)
+            return _render_next(request, queue, notice, warning=stale)
+        (messages.warning if stale else messages.success)(request, notice)
         return redirect("rate-queue", queue_id=queue.pk)
     if assignment.status != Assignment.Status.LEASED:
         return redirect("rate-queue", queue_id=queue.pk)

@@ -1,4 +1,5 @@
-// Preflab rater workbench: keys, active time, ranking board, content-warning reveal, diff toggle.
+// Preflab rater workbench: keys, active time, ranking board, content-warning reveal, diff and
+// as-typed toggles, copying the overall answer into empty criteria.
 // Works on whatever item htmx swapped into #workbench; no build step, no dependencies.
 (function () {
   "use strict";
@@ -111,12 +112,56 @@
     var reveal = $("#cw-reveal", w);
     if (reveal) { reveal.addEventListener("click", revealContent); }
     $("#diff-toggle", w).addEventListener("click", toggleDiff);
+    $$(".as-typed-toggle", w).forEach(function (b) {
+      b.addEventListener("click", function () { toggleTyped(b.closest(".response")); });
+    });
+    var copy = $("#copy-overall", w);
+    if (copy) { copy.addEventListener("click", copyOverallAndSubmit); }
     $("#keys-toggle", w).addEventListener("click", function () { openDialog("keymap"); });
     $("#skip-open", w).addEventListener("click", function () { openDialog("skip-dialog"); });
     $$("dialog [data-close]", w).forEach(function (b) {
       b.addEventListener("click", function () { b.closest("dialog").close(); });
     });
+    if (w.dataset.errorField) { focusField(w.dataset.errorField); return; }
     if (swapped && title) { title.focus({ preventScroll: true }); window.scrollTo(0, 0); }
+  }
+  // After a refused submission, the focus goes to the field to fix: its checked option or its
+  // first one, so the next digit answers it.
+  function focusField(name) {
+    var inputs = $$('[name="' + name + '"], [name^="' + name + '-"]', form());
+    var target = inputs.filter(function (i) { return i.checked; })[0] || inputs[0];
+    if (target) { target.focus(); }
+  }
+  function toggleTyped(response) {
+    var targets = response ? [response] : $$(".response");
+    var on = !targets.every(function (r) { return !$(".as-typed", r).hidden; });
+    targets.forEach(function (r) {
+      $(".as-typed", r).hidden = !on;
+      $(".response-md", r).hidden = on;
+      $(".diff-view", r).hidden = true;
+      $(".as-typed-toggle", r).setAttribute("aria-pressed", on ? "true" : "false");
+    });
+    announce(on ? "Shown exactly as typed." : "Shown formatted.");
+  }
+  // "Same for the empty criteria": each preference criterion left empty gets the overall answer
+  // (both bad counts as a tie), then the form is submitted; the browser stops on anything still missing.
+  function copyOverallAndSubmit() {
+    var overall = $('input[name=preference]:checked');
+    if (!overall) {
+      announce("Choose the overall answer first.");
+      var first = $("input[name=preference]");
+      if (first) { first.focus(); }
+      return;
+    }
+    var value = overall.value === "bad" ? "0" : overall.value;
+    $$("fieldset.criterion").forEach(function (fs) {
+      var name = "criterion-" + fs.dataset.scale.slice("criterion-".length);
+      var radios = $$('input[type=radio][name="' + name + '"]', fs);
+      if (radios.length && !radios.some(function (r) { return r.checked; })) {
+        radios.forEach(function (r) { r.checked = r.value === value; });
+      }
+    });
+    submitMain();
   }
   var swapped = false;
   function revealContent() {
@@ -195,6 +240,10 @@
       if (u) { u.requestSubmit(); } else { announce("Nothing to undo."); }
     } else if (upper === "D") {
       toggleDiff();
+    } else if (upper === "P") {
+      toggleTyped(t.closest && t.closest(".response"));
+    } else if (upper === "C" && $("#copy-overall")) {
+      copyOverallAndSubmit();
     } else if (upper === "V") {
       revealContent();
     } else if (upper === "W") {

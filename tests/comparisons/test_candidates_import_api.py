@@ -115,7 +115,7 @@ def test_unknown_prompt_id_names_the_line_and_writes_nothing(admin_api):
     assert response.status_code == 400
     data = response.json()
     assert (data["line"], data["field"]) == (3, "prompt_id")
-    assert data["detail"] == "line 3: prompt_id: no prompt has the id 'nope'"
+    assert data["detail"] == 'line 3: prompt_id: no prompt has the id "nope"'
     assert Candidate.objects.count() == 0
     assert Prompt.objects.count() == 1
     assert not Generator.objects.exists()

@@ -50,7 +50,7 @@ def test_unknown_prompt_in_candidates_file(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_bytes(jsonl({"prompt_id": "missing", "text": "A", "generator": "m"}))
 
-    with pytest.raises(CommandError, match="line 1: prompt_id: no prompt has the id 'missing'"):
+    with pytest.raises(CommandError, match='line 1: prompt_id: no prompt has the id "missing"'):
         call_command("import_candidates", str(path))
 
 

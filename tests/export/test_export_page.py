@@ -54,6 +54,12 @@ def test_researcher_creates_an_export_and_sees_it(
     run = ExportRun.objects.get()
     assert run.status == ExportRun.Status.SUCCEEDED, run.error
     assert run.filters == {"queues": [export_data.queue.pk]}
+    # The researcher lands on the new run: its row is marked and the address anchors it.
+    assert response["Location"] == f"/export/?run={run.pk}#run-{run.pk}"
+    landed = client.get(response["Location"]).content.decode()
+    assert f'<tr id="run-{run.pk}" data-status="succeeded"' in landed
+    assert 'class="current" aria-current="true"' in landed
+    assert f"Export {run.pk} (page-export) was queued" in landed
 
     html = client.get("/export/").content.decode()
     assert "page-export" in html
@@ -135,3 +141,39 @@ def test_admin_lists_runs_read_only(admin_user, researcher):
     assert response.status_code == 403
     run.refresh_from_db()
     assert run.name == "in-admin"
+
+
+def test_the_runs_table_refreshes_itself_while_a_run_is_queued_or_running(researcher, rater):
+    queued = ExportRun.objects.create(created_by=researcher, name="waiting")
+    client = client_for(researcher)
+    html = client.get("/export/").content.decode()
+    assert 'data-active="1"' in html and 'data-refresh="/export/?fragment=runs"' in html
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in html  # without scripts
+    assert f'<tr id="run-{queued.pk}" data-status="queued"' in html
+
+    fragment = client.get(f"/export/?fragment=runs&run={queued.pk}").content.decode()
+    assert fragment.startswith('<section id="runs"') and 'id="export-form"' not in fragment
+    assert 'class="current" aria-current="true"' in fragment
+    assert f'data-refresh="/export/?fragment=runs&amp;run={queued.pk}"' in fragment
+
+    ExportRun.objects.filter(pk=queued.pk).update(status=ExportRun.Status.SUCCEEDED)
+    assert 'data-active="0"' in client.get("/export/?fragment=runs").content.decode()
+    html = client.get("/export/").content.decode()
+    assert 'data-active="0"' in html and "http-equiv" not in html
+    assert client_for(rater).get("/export/?fragment=runs").status_code == 403
+
+
+def test_errors_are_summed_up_at_the_top_with_links_to_the_fields(researcher):
+    client = client_for(researcher)
+    response = client.post("/export/", form_data(min_agreement="7", test_fraction="0.9"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    summary = html.split('class="error-summary"')[1].split("</div>")[0]
+    assert "2 problems to fix" in summary
+    assert 'href="#id_min_agreement"' in summary and 'href="#id_test_fraction"' in summary
+    assert "data-focus-on-load" in summary
+    # The service's own error lands on the field it names, described by its help text and error.
+    named = client.post("/export/", form_data(name="bad name!")).content.decode()
+    assert 'href="#id_name"' in named
+    assert 'aria-invalid="true" aria-describedby="id_name_helptext id_name_error"' in named
+    assert 'id="id_name_helptext"' in named and 'id="id_name_error"' in named

@@ -102,7 +102,7 @@ class PageDoor:
             f"/rate/assignment/{assignment_id}/", {"preference": str(preference)}, follow=True
         )
         message = self._messages(response)
-        if "Already saved." in message:
+        if "Already saved." in message or "already judged" in message:
             return Outcome("replayed", assignment_id)
         if "Saved." in message:
             return Outcome("saved", assignment_id)

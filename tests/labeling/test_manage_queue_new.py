@@ -101,9 +101,9 @@ def test_prompts_without_enough_candidates_give_an_empty_queue_and_a_warning(cli
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"name": "taken"}, "name: a queue named &#x27;taken&#x27; exists"),
-        ({"prompts_by": "tags", "tags": "nope"}, "tags: no prompt has any of the tags [&#x27;nope&#x27;]"),
-        ({"prompts_by": "ids", "ids": "424242"}, "prompts: unknown prompt id(s): 424242"),
+        ({"name": "taken"}, "name: a queue named &quot;taken&quot; exists"),
+        ({"prompts_by": "tags", "tags": "nope"}, "tags: no prompt has the tag &quot;nope&quot;"),
+        ({"prompts_by": "ids", "ids": "424242"}, "prompts: unknown prompt id: 424242"),
         ({"kind": "pairwise", "size": 3}, "size: a pairwise queue compares 2 responses"),
         ({"kind": "ranking", "pairing": "adaptive"}, "pairing: adaptive pairing is for pairwise queues"),
         ({"overlap": 0}, "Ensure this value is greater than or equal to 1."),

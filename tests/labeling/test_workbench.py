@@ -97,7 +97,7 @@ def test_flag_hotkeys_are_unique_and_avoid_page_keys():
     for key in ("harmful", "hallucination", "refusal", "pii", "sexual"):
         CriterionFactory(rubric=rubric, key=key, kind=Criterion.Kind.FLAG, question=key)
     keys = flag_hotkeys(list(rubric.criteria.all()))
-    assert keys == {"harmful": "H", "hallucination": "A", "refusal": "E", "pii": "P", "sexual": "X"}
+    assert keys == {"harmful": "H", "hallucination": "A", "refusal": "E", "pii": "I", "sexual": "X"}
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_page_renders_markdown_safely_with_keys_and_progress(rater, pair_queue):
     assert active_content(body) == []
     assert "<h1>Rules</h1>" in body  # guidelines are markdown too
     assert 'data-hotkey="H"' in body and "<kbd>?</kbd>" in body and 'value="bad"' in body
-    assert "Done today <strong" in body and 'data-testid="left">2<' in body
+    assert "Done today <strong" in body and 'data-testid="left">3<' in body
     assert "htmx.min.js" in body and "workbench.js" in body
     assert "model-" not in body  # blind: no generator names
 

@@ -96,8 +96,11 @@ def test_admin_starts_a_job_from_the_page(client, admin_user):
     ("fields", "message"),
     [
         ({"prompts_by": "tags", "tags": " , "}, "Give at least one tag."),
-        ({"prompts_by": "tags", "tags": "nope"}, "tags: no prompt has any of the tags [&#x27;nope&#x27;]"),
-        ({"prompts_by": "ids", "ids": "999999, ext-404"}, "prompts: unknown prompt id(s): 999999, ext-404"),
+        ({"prompts_by": "tags", "tags": "nope"}, "tags: no prompt has the tag &quot;nope&quot;"),
+        (
+            {"prompts_by": "ids", "ids": "999999, ext-404"},
+            "prompts: unknown prompt ids: 999999, &quot;ext-404&quot;",
+        ),
         ({"prompts_by": "collection"}, "Choose a collection."),
         ({"samples_per_prompt": 17}, "Ensure this value is less than or equal to 16."),
         ({"temperature": 11}, "Ensure this value is less than or equal to 10."),
@@ -144,3 +147,87 @@ def test_jobs_are_not_added_in_the_django_admin(client, admin_user):
     """A job saved there would have no batches and never run."""
     client.force_login(admin_user)
     assert client.get("/admin/model_runner/generationjob/add/").status_code == 403
+
+
+def test_after_a_start_the_form_shows_the_same_choice_again(client, admin_user):
+    """A second click must make the same job, never one over every prompt."""
+    client.force_login(admin_user)
+    PromptFactory.create_batch(2, tags=["math"])
+    PromptFactory.create(tags=["chat"])
+    response = _start(
+        client, prompts_by="tags", tags="math", generators=["bundled"], samples_per_prompt=2, seed=3
+    )
+    assert response.status_code == 302
+    bundled = Generator.objects.get(name="smollm2-135m-instruct")
+
+    page = client.get(URL).content.decode()
+    assert 'value="tags" required id="id_prompts_by_1" checked' in page
+    assert 'value="all" required id="id_prompts_by_0">' in page  # not "All prompts"
+    assert 'name="tags" value="math"' in page
+    assert f'name="generators" value="{bundled.pk}" id="id_generators_0" checked' in page
+    assert 'name="samples_per_prompt" value="2"' in page and 'name="seed" value="3"' in page
+
+    # Submitting the form as shown makes the same job again.
+    again = _start(
+        client, prompts_by="tags", tags="math", generators=[str(bundled.pk)], samples_per_prompt=2, seed=3
+    )
+    assert again.status_code == 302
+    assert [job.prompts.count() for job in GenerationJob.objects.order_by("pk")] == [2, 2]
+
+
+def test_a_job_over_the_limit_asks_first_and_starts_on_the_confirmation(client, admin_user, settings):
+    settings.PREFLAB_CONFIRM_PROMPTS = 3
+    client.force_login(admin_user)
+    PromptFactory.create_batch(4)
+    first = _start(client, generators=["bundled"], samples_per_prompt=2)
+    assert first.status_code == 200
+    html = first.content.decode()
+    assert "Start a job over 4 prompts?" in html
+    assert "4 prompts × 1 generator × 2 samples = <strong>8 candidates</strong>" in html
+    assert 'name="confirm_prompts" value="4"' in html and "Yes, start it for 4 prompts" in html
+    assert "data-focus-on-load" in html
+    assert not GenerationJob.objects.exists()
+
+    # The confirmation's own form sends the same fields again, plus the count agreed to.
+    confirm_form = html.split('id="confirm"')[1].split("</form>")[0]
+    assert (
+        'name="prompts_by" value="all"' in confirm_form
+        and 'name="generators" value="bundled"' in confirm_form
+    )
+
+    # A count that no longer matches (the choice changed meanwhile) is asked about again.
+    PromptFactory.create()
+    stale = _start(client, generators=["bundled"], samples_per_prompt=2, confirm_prompts=4)
+    assert stale.status_code == 200 and "Start a job over 5 prompts?" in stale.content.decode()
+    assert not GenerationJob.objects.exists()
+
+    started = _start(client, generators=["bundled"], samples_per_prompt=2, confirm_prompts=5)
+    assert started.status_code == 302
+    job = GenerationJob.objects.get()
+    assert (job.prompts.count(), job.total) == (5, 10)
+
+
+def test_a_job_at_the_limit_or_with_confirmation_off_starts_at_once(client, admin_user, settings):
+    client.force_login(admin_user)
+    PromptFactory.create_batch(3)
+    settings.PREFLAB_CONFIRM_PROMPTS = 3
+    assert _start(client, generators=["bundled"]).status_code == 302
+    settings.PREFLAB_CONFIRM_PROMPTS = 0
+    PromptFactory.create_batch(5)
+    bundled = Generator.objects.get(name="smollm2-135m-instruct")
+    assert _start(client, generators=[str(bundled.pk)]).status_code == 302
+    assert GenerationJob.objects.count() == 2
+
+
+def test_form_errors_are_summed_up_and_described(client, admin_user):
+    client.force_login(admin_user)
+    PromptFactory.create()
+    response = _start(client, generators=["bundled"], prompts_by="tags", tags="", temperature=11)
+    assert response.status_code == 400
+    html = response.content.decode()
+    summary = html.split('class="error-summary"')[1].split("</div>")[0]
+    assert 'href="#id_tags"' in summary and 'href="#id_temperature"' in summary
+    assert 'aria-describedby="id_temperature_helptext id_temperature_error"' in html
+    assert 'id="id_temperature_helptext"' in html and 'id="id_temperature_error"' in html
+    # Radio buttons and checkbox lists are a group named by its legend, described the same way.
+    assert "<legend>Choose by</legend>" in html

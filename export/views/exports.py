@@ -1,4 +1,5 @@
-"""Export page: researchers and admins create snapshots (with a live row estimate) and download past ones."""
+"""The export page: researchers and admins create snapshots (with a live row estimate), watch them
+run, and download past ones."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from export.models import ExportRun
 from export.selectors.facts import export_estimate
@@ -22,6 +24,8 @@ from model_runner.models import Generator
 
 # The table shows the newest runs; older ones stay in the API and the admin.
 PAGE_RUNS = 50
+#: While a run shown is in one of these, the table refreshes itself.
+ACTIVE = {ExportRun.Status.QUEUED, ExportRun.Status.RUNNING}
 
 
 class ExportCreateForm(forms.Form):
@@ -104,12 +108,28 @@ class ExportCreateForm(forms.Form):
         }
 
 
-@login_required
-def export_page(request: HttpRequest) -> HttpResponse:
-    """GET: the form and past runs. POST: create a run (same service as the API), then redirect."""
+def _require_export(request: HttpRequest) -> Any:
     user: Any = request.user
     if not getattr(user, "can_export", False):
         raise PermissionDenied("Only researchers and admins may export.")
+    return user
+
+
+def _runs_context(*, highlight: int | None) -> dict[str, Any]:
+    runs = list(export_run_list()[:PAGE_RUNS])
+    active = any(run.status in ACTIVE for run in runs)
+    return {"runs": runs, "active": active, "highlight": highlight}
+
+
+@login_required
+def export_page(request: HttpRequest) -> HttpResponse:
+    """GET: the form and past runs; while a run is queued or running, the runs table refreshes
+    itself every 2 s (``?fragment=runs`` returns just that table) and the form keeps what was typed.
+    POST: create a run (same service as the API), then show it: ``?run=<id>#run-<id>`` marks it."""
+    user = _require_export(request)
+    highlight = _run_id(request.GET.get("run"))
+    if request.GET.get("fragment") == "runs":
+        return render(request, "export/_export_runs.html", _runs_context(highlight=highlight))
     status = 200
     form = ExportCreateForm(request.POST or None)
     if request.method == "POST":
@@ -120,11 +140,19 @@ def export_page(request: HttpRequest) -> HttpResponse:
                 field = (exc.field or "").split(".")[-1]
                 form.add_error(field if field in form.fields else None, exc.message)
             else:
-                messages.success(request, f"Export {export_run.pk} ({export_run.name}) was queued.")
-                return redirect("export-page")
+                messages.success(
+                    request,
+                    f"Export {export_run.pk} ({export_run.name}) was queued; "
+                    "its row below shows its progress and its files once written.",
+                )
+                return redirect(f"{reverse('export-page')}?run={export_run.pk}#run-{export_run.pk}")
         status = 400
-    context = {"form": form, "runs": export_run_list()[:PAGE_RUNS]}
+    context = {"form": form, **_runs_context(highlight=highlight)}
     return render(request, "export/export_page.html", context, status=status)
+
+
+def _run_id(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
 
 
 @login_required
@@ -133,9 +161,7 @@ def export_estimate_json(request: HttpRequest) -> JsonResponse:
 
     Bad fields give 400 with ``{"detail", "field"}``, the same shape as the API's errors.
     """
-    user: Any = request.user
-    if not getattr(user, "can_export", False):
-        raise PermissionDenied("Only researchers and admins may export.")
+    _require_export(request)
     form = ExportCreateForm(request.GET)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))

@@ -1,4 +1,4 @@
-"""The labeling part of the public API core (see DESIGN.md): tokens, users, queues, assignments."""
+"""Queues for admins and researchers: create and list, add items and gold, statistics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,73 +15,8 @@ from comparisons.models import Prompt
 from comparisons.selectors import prompts_select
 from labeling import selectors, services
 from labeling.errors import ApplicationError, NotFound
-from labeling.models import Judgment, Queue, Rubric, User
+from labeling.models import Queue, Rubric, User
 from labeling.permissions import IsAdminRole, IsResearcherOrAdmin
-
-
-class TokenObtainApi(ObtainAuthToken):
-    """``POST {username, password}`` -> ``{"token": ...}``."""
-
-
-class UserCreateApi(APIView):
-    permission_classes = [IsAdminRole]
-
-    class InputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(write_only=True)
-        role = serializers.ChoiceField(choices=User.Role.choices)
-        email = serializers.EmailField(required=False, default="")
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        username = serializers.CharField()
-        role = serializers.CharField()
-
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
-    def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = services.user_create(**data.validated_data)
-        return Response(self.OutputSerializer(user).data, status=status.HTTP_201_CREATED)
-
-
-class CriterionSerializer(serializers.Serializer):
-    key = serializers.SlugField()
-    question = serializers.CharField()
-    # Field names that shadow DRF Field attributes (help_text, required) need the ignores.
-    help_text = serializers.CharField(required=False, allow_blank=True, default="")  # type: ignore[assignment]
-    kind = serializers.CharField()
-    required = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]
-
-
-class RubricOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    version = serializers.IntegerField()
-    description = serializers.CharField()
-    frozen = serializers.BooleanField()
-    criteria = CriterionSerializer(many=True, source="criteria.all")
-
-
-class RubricListCreateApi(APIView):
-    permission_classes = [IsAdminRole]
-
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200)
-        description = serializers.CharField(required=False, allow_blank=True, default="")
-        criteria = CriterionSerializer(many=True)
-
-    @extend_schema(responses={200: RubricOutputSerializer(many=True)})
-    def get(self, request: Request) -> Response:
-        rubrics = Rubric.objects.prefetch_related("criteria")
-        return Response(RubricOutputSerializer(rubrics, many=True).data)
-
-    @extend_schema(request=InputSerializer, responses={201: RubricOutputSerializer})
-    def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        rubric = services.rubric_create(**data.validated_data)
-        return Response(RubricOutputSerializer(rubric).data, status=status.HTTP_201_CREATED)
 
 
 class QueueOutputSerializer(serializers.Serializer):
@@ -100,6 +34,9 @@ class QueueOutputSerializer(serializers.Serializer):
     pairing = serializers.CharField()
     max_open_leases = serializers.IntegerField()
     qualification = serializers.IntegerField(source="qualification_id", allow_null=True)
+    dedupe = serializers.CharField()
+    similarity = serializers.FloatField(allow_null=True)
+    interleave = serializers.BooleanField()
     items = serializers.SerializerMethodField()
 
     def get_items(self, queue: Queue) -> int:
@@ -129,6 +66,9 @@ class QueueListCreateApi(APIView):
         qualification_min_items = serializers.IntegerField(default=5, min_value=1)
         qualification_min_accuracy = serializers.FloatField(default=0.8, min_value=0.0, max_value=1.0)
         seed = serializers.IntegerField(default=0)
+        dedupe = serializers.ChoiceField(choices=["exact", "similar", "off"], default="exact")
+        similarity = serializers.FloatField(allow_null=True, default=None, help_text="0..1 (dedupe similar)")
+        interleave = serializers.BooleanField(default=True, help_text="No prompt twice in a row.")
 
     def get_permissions(self) -> list[Any]:
         return [IsAdminRole()] if self.request.method == "POST" else list(super().get_permissions())
@@ -151,18 +91,20 @@ class QueueListCreateApi(APIView):
             qualification = Queue.objects.filter(pk=v["qualification"]).first()
             if qualification is None:
                 raise ApplicationError(f"qualification: no queue {v['qualification']}", field="qualification")
-        queue = services.queue_create(
+        created = services.queue_create_with_items(
             name=v["name"],
             rubric=rubric,
             prompts=prompts,
             members=members,
             qualification=qualification,
             **{key: v.get(key) for key in services.QUEUE_SETTINGS},
+            **{key: v[key] for key in services.QUEUE_BUILD_SETTINGS},
             qualification_min_items=v["qualification_min_items"],
             qualification_min_accuracy=v["qualification_min_accuracy"],
             seed=v["seed"],
         )
-        return Response(QueueOutputSerializer(queue).data, status=status.HTTP_201_CREATED)
+        body = {**QueueOutputSerializer(created.queue).data, "left_out": created.items.left_out.as_dict()}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 def _queue_or_404(queue_id: int) -> Queue:
@@ -203,114 +145,6 @@ def _users_from(refs: list[str]) -> list[User]:
     return users
 
 
-class ResponseSerializer(serializers.Serializer):
-    label = serializers.CharField()  # type: ignore[assignment]  # shadows Field.label
-    text = serializers.CharField()
-
-
-class AssignmentOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    queue = serializers.IntegerField()
-    kind = serializers.CharField()
-    status = serializers.CharField()
-    expires_at = serializers.DateTimeField()
-    prompt = serializers.ListField(child=serializers.DictField())
-    responses = ResponseSerializer(many=True)
-    rubric = serializers.DictField()
-    guidelines = serializers.CharField()
-    content_warning = serializers.CharField()
-
-
-class QueueNextApi(APIView):
-    """Lease the next item: 201 with the assignment, 204 when nothing is left for this rater.
-
-    404 for a queue that does not exist or that the caller is not a member of (as on the judging
-    page); 403 with the reason for an unpassed qualification or a queue-wide content opt-out."""
-
-    class InputSerializer(serializers.Serializer):
-        fresh = serializers.BooleanField(
-            default=False, help_text="Lease another item although one is held (up to max_open_leases)."
-        )
-
-    @extend_schema(
-        request=InputSerializer, responses={201: AssignmentOutputSerializer, 204: OpenApiResponse()}
-    )
-    def post(self, request: Request, queue_id: int) -> Response:
-        queue = selectors.queue_get_for_rater(rater=request.user, queue_id=queue_id)  # type: ignore[arg-type]
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        assignment = services.assignment_claim_next(
-            rater=request.user,  # type: ignore[arg-type]
-            queue=queue,
-            fresh=data.validated_data["fresh"],
-        )
-        if assignment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(selectors.assignment_payload(assignment), status=status.HTTP_201_CREATED)
-
-
-class AssignmentDetailApi(APIView):
-    @extend_schema(responses={200: AssignmentOutputSerializer})
-    def get(self, request: Request, assignment_id: int) -> Response:
-        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
-        return Response(selectors.assignment_payload(assignment))
-
-
-class JudgmentOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    assignment = serializers.IntegerField(source="assignment_id")
-    preference = serializers.IntegerField(allow_null=True)
-    ranking = serializers.JSONField(allow_null=True)
-    criteria = serializers.JSONField()
-    flags = serializers.JSONField()
-    rationale = serializers.CharField()
-    active_seconds = serializers.FloatField(allow_null=True)
-    rubric_version = serializers.IntegerField(source="rubric.version")
-    created_at = serializers.DateTimeField()
-    replayed = serializers.SerializerMethodField()
-
-    def get_replayed(self, judgment: Judgment) -> bool:
-        return bool(self.context.get("replayed"))
-
-
-class AssignmentJudgmentApi(APIView):
-    """Submit a judgment: 201 the first time, 200 with the stored judgment on a replay."""
-
-    class InputSerializer(serializers.Serializer):
-        preference = serializers.JSONField(required=False, help_text="-3..3; negative = A better, 0 = tie")
-        ranking = serializers.JSONField(required=False, help_text='[["A"], ["C", "B"], ...], best first')
-        criteria = serializers.JSONField(required=False)
-        flags = serializers.JSONField(required=False)
-        rationale = serializers.CharField(required=False, allow_blank=True, default="")
-        rewrite = serializers.CharField(required=False, allow_blank=True, default="")
-        active_seconds = serializers.FloatField(required=False, allow_null=True, default=None)
-
-    @extend_schema(
-        request=InputSerializer, responses={201: JudgmentOutputSerializer, 200: JudgmentOutputSerializer}
-    )
-    def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        # The same service as the judging page: a rewrite is also stored as a human-written candidate.
-        judgment, created = services.judgment_submit(assignment=assignment, **data.validated_data)
-        body = JudgmentOutputSerializer(judgment, context={"replayed": not created}).data
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-
-
-class AssignmentSkipApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-
-    @extend_schema(request=InputSerializer, responses={200: OpenApiResponse(description="Skipped")})
-    def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        skipped = services.assignment_skip(assignment=assignment, reason=data.validated_data["reason"])
-        return Response({"id": skipped.pk, "status": skipped.status, "reason": skipped.skip_reason})
-
-
 class QueueItemsAddApi(APIView):
     """Add items built from more prompts (or new candidates); existing items are left untouched."""
 
@@ -330,7 +164,8 @@ class QueueItemsAddApi(APIView):
         added = services.queue_add_prompts(
             queue=queue, prompts=_prompts_from(data.validated_data), seed=data.validated_data["seed"]
         )
-        return Response({**QueueOutputSerializer(queue).data, "added": added})
+        left_out = added.left_out.as_dict()
+        return Response({**QueueOutputSerializer(queue).data, "added": added.added, "left_out": left_out})
 
 
 class QueueGoldApi(APIView):

@@ -1,0 +1,8 @@
+"""Template pages of export: ``exports`` (the export page: create snapshots with a live row
+estimate, watch and download past ones) and ``overview`` (``/manage/``, every area's state at a
+glance: it lives in export, the one app that may read all four)."""
+
+from export.views.exports import export_estimate_json, export_page
+from export.views.overview import manage_home
+
+__all__ = ["export_estimate_json", "export_page", "manage_home"]

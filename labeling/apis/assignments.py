@@ -1,0 +1,123 @@
+"""The rater loop: ``next``, an assignment, its judgment and its skip (the public API core).
+
+Each route fetches through the gatekeepers (``queue_get_for_rater``, ``assignment_get_for_rater``)
+and calls the same services as the judging page."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling import selectors, services
+from labeling.models import Judgment
+
+
+class ResponseSerializer(serializers.Serializer):
+    label = serializers.CharField()  # type: ignore[assignment]  # shadows Field.label
+    text = serializers.CharField()
+
+
+class AssignmentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    queue = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    prompt = serializers.ListField(child=serializers.DictField())
+    responses = ResponseSerializer(many=True)
+    rubric = serializers.DictField()
+    guidelines = serializers.CharField()
+    content_warning = serializers.CharField()
+
+
+class QueueNextApi(APIView):
+    """Lease the next item: 201 with the assignment, 204 when nothing is left for this rater.
+
+    404 for a queue that does not exist or that the caller is not a member of (as on the judging
+    page); 403 with the reason for an unpassed qualification or a queue-wide content opt-out."""
+
+    class InputSerializer(serializers.Serializer):
+        fresh = serializers.BooleanField(
+            default=False, help_text="Lease another item although one is held (up to max_open_leases)."
+        )
+
+    @extend_schema(
+        request=InputSerializer, responses={201: AssignmentOutputSerializer, 204: OpenApiResponse()}
+    )
+    def post(self, request: Request, queue_id: int) -> Response:
+        queue = selectors.queue_get_for_rater(rater=request.user, queue_id=queue_id)  # type: ignore[arg-type]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = services.assignment_claim_next(
+            rater=request.user,  # type: ignore[arg-type]
+            queue=queue,
+            fresh=data.validated_data["fresh"],
+        )
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(selectors.assignment_payload(assignment), status=status.HTTP_201_CREATED)
+
+
+class AssignmentDetailApi(APIView):
+    @extend_schema(responses={200: AssignmentOutputSerializer})
+    def get(self, request: Request, assignment_id: int) -> Response:
+        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
+        return Response(selectors.assignment_payload(assignment))
+
+
+class JudgmentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    assignment = serializers.IntegerField(source="assignment_id")
+    preference = serializers.IntegerField(allow_null=True)
+    ranking = serializers.JSONField(allow_null=True)
+    criteria = serializers.JSONField()
+    flags = serializers.JSONField()
+    rationale = serializers.CharField()
+    active_seconds = serializers.FloatField(allow_null=True)
+    rubric_version = serializers.IntegerField(source="rubric.version")
+    created_at = serializers.DateTimeField()
+    replayed = serializers.SerializerMethodField()
+
+    def get_replayed(self, judgment: Judgment) -> bool:
+        return bool(self.context.get("replayed"))
+
+
+class AssignmentJudgmentApi(APIView):
+    """Submit a judgment: 201 the first time, 200 with the stored judgment on a replay."""
+
+    class InputSerializer(serializers.Serializer):
+        preference = serializers.JSONField(required=False, help_text="-3..3; negative = A better, 0 = tie")
+        ranking = serializers.JSONField(required=False, help_text='[["A"], ["C", "B"], ...], best first')
+        criteria = serializers.JSONField(required=False)
+        flags = serializers.JSONField(required=False)
+        rationale = serializers.CharField(required=False, allow_blank=True, default="")
+        rewrite = serializers.CharField(required=False, allow_blank=True, default="")
+        active_seconds = serializers.FloatField(required=False, allow_null=True, default=None)
+
+    @extend_schema(
+        request=InputSerializer, responses={201: JudgmentOutputSerializer, 200: JudgmentOutputSerializer}
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        # The same service as the judging page: a rewrite is also stored as a human-written candidate.
+        judgment, created = services.judgment_submit(assignment=assignment, **data.validated_data)
+        body = JudgmentOutputSerializer(judgment, context={"replayed": not created}).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class AssignmentSkipApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+    @extend_schema(request=InputSerializer, responses={200: OpenApiResponse(description="Skipped")})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        skipped = services.assignment_skip(assignment=assignment, reason=data.validated_data["reason"])
+        return Response({"id": skipped.pk, "status": skipped.status, "reason": skipped.skip_reason})
