@@ -7,31 +7,34 @@ from django.http import HttpRequest
 
 from labeling.errors import ApplicationError
 from model_runner import services
-from model_runner.backends.base import SamplingError, sampling_validate
-from model_runner.backends.options import OptionsError, options_validate
 from model_runner.models import GenerationJob, Generator
 
 
 class GeneratorAdminForm(forms.ModelForm):
-    """Sampling defaults and backend options get the same checks as in the API."""
+    """The same checks as the API (``generator_config_check``, and ``generator_update_check`` for a
+    change), every error on the field it names; saving goes through the same services too."""
 
     class Meta:
         model = Generator
         fields = Generator.CONFIG_FIELDS
 
-    def clean_sampling(self) -> dict[str, Any]:
-        try:
-            return sampling_validate(self.cleaned_data.get("sampling"))
-        except SamplingError as exc:
-            raise forms.ValidationError(f"sampling.{exc}") from exc
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if "options" in cleaned and "backend" in cleaned:
+        if self.errors:
+            return cleaned
+        values = {f: cleaned.get(f) for f in Generator.CONFIG_FIELDS if f in cleaned}
+        checked, problems = services.generator_config_check(values)
+        if not problems and self.instance.pk:
             try:
-                cleaned["options"] = options_validate(cleaned["backend"], cleaned["options"])
-            except OptionsError as exc:
-                self.add_error("options", str(exc))
+                checked = services.generator_update_check(
+                    generator=Generator.objects.get(pk=self.instance.pk), changes=values
+                )
+            except ApplicationError as exc:
+                problems = [exc]
+        for problem in problems:
+            field = problem.field if problem.field in self.fields else None
+            self.add_error(field, problem.message)
+        cleaned.update(checked)
         return cleaned
 
 
@@ -42,6 +45,17 @@ class GeneratorAdmin(admin.ModelAdmin):
     list_filter = ["backend", "is_active"]
     search_fields = ["name", "model_path", "model_name"]
     # api_key_env names an environment variable of the workers; the key itself is never stored.
+
+    def save_model(self, request: HttpRequest, obj: Generator, form: Any, change: bool) -> None:
+        """Through the services, as the API saves (the form already ran their checks)."""
+        values = {f: form.cleaned_data[f] for f in Generator.CONFIG_FIELDS if f in form.cleaned_data}
+        if change:
+            services.generator_update(generator=Generator.objects.get(pk=obj.pk), changes=values)
+            obj.refresh_from_db()
+        else:
+            created = services.generator_create(**values)
+            obj.pk = created.pk
+            obj.refresh_from_db()
 
 
 @admin.register(GenerationJob)

@@ -3,7 +3,11 @@
 Pure standard library (no torch), so it may be loaded in any process. Guarantees:
 
 - The API key is read from the environment variable named in ``generator.api_key_env`` when the
-  backend is loaded; it is never stored in the database nor written into an error message.
+  backend is loaded; it is never stored in the database nor written into an error message. The
+  endpoint and the variable's name are checked again at load (``backends.endpoints``): an http(s)
+  URL on an allowed host, a variable whose name carries the allowed prefix.
+- Errors give the HTTP status and its standard reason, never the body of the endpoint's answer
+  (an admin must not be able to read other services through a job's errors).
 - At most ``options.concurrency`` requests are in flight at once (default 8).
 - 429 and 5xx answers, timeouts and dropped connections are retried ``options.max_retries`` times
   (default 4) with exponential backoff and jitter, honouring ``Retry-After``; then the batch fails
@@ -30,6 +34,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from model_runner.backends.base import (
@@ -41,6 +46,7 @@ from model_runner.backends.base import (
     SampleResult,
     batch_seed,
 )
+from model_runner.backends.endpoints import EndpointError, api_key_env_check, endpoint_url_check
 from model_runner.backends.options import OptionsError, options_validate
 
 if TYPE_CHECKING:
@@ -86,21 +92,19 @@ def _option(options: Mapping[str, Any], key: str, kind: type, minimum: float) ->
 def backend_for_generator(generator: Generator) -> OpenAIBackend:
     """Build the backend; raises ``ModelLoadError`` naming the field when the configuration is incomplete."""
     name = generator.name
-    base_url = (generator.model_path or "").strip()
-    if not base_url.startswith(("http://", "https://")):
-        raise ModelLoadError(
-            f"generator {name!r}: model_path must be the endpoint's base URL (http:// or https://), "
-            f"got {base_url!r}"
-        )
+    try:
+        base_url = endpoint_url_check(generator.model_path)
+        key_env = api_key_env_check(generator.api_key_env)
+    except EndpointError as exc:
+        raise ModelLoadError(f"generator {name!r}: {exc}") from exc
     if not generator.model_name:
         raise ModelLoadError(f"generator {name!r}: model_name is empty (the model the endpoint serves)")
     api_key: str | None = None
-    if generator.api_key_env:
-        api_key = os.environ.get(generator.api_key_env)
+    if key_env:
+        api_key = os.environ.get(key_env)
         if not api_key:
             raise ModelLoadError(
-                f"generator {name!r}: the environment variable {generator.api_key_env!r} (api_key_env) "
-                "is not set in the worker"
+                f"generator {name!r}: the environment variable {key_env!r} (api_key_env) is not set in the worker"
             )
     try:
         options = options_validate(generator.backend, generator.options)
@@ -245,7 +249,8 @@ class OpenAIBackend:
             text = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise BackendError(
-                f"generator {self.name!r}: {self.url} did not answer with a chat completion: {raw[:200]!r}"
+                f"generator {self.name!r}: {self.url} did not answer with a chat completion "
+                f"({len(raw)} bytes that are not one)"
             )
         usage = body.get("usage") or {}
         finish: FinishReason = "length" if choice.get("finish_reason") == "length" else "stop"
@@ -333,17 +338,9 @@ class OpenAIBackend:
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
-    """The server's error message (OpenAI style ``{"error": {"message": ...}}``), short."""
+    """The status's standard reason ("Bad Request"), never the body of the answer: a job's errors
+    are read by admins, and a body could carry what an internal service answered."""
     try:
-        raw = exc.read()
-    except OSError:
-        raw = b""
-    try:
-        body = json.loads(raw)
-        error = body.get("error", body) if isinstance(body, dict) else body
-        message = error.get("message") if isinstance(error, dict) else error
-        text = str(message if message is not None else body)
+        return HTTPStatus(exc.code).phrase
     except ValueError:
-        text = raw.decode("utf-8", "replace") or exc.reason
-    text = " ".join(str(text).split())
-    return text[:300] if text else str(exc.reason)
+        return "unknown status"

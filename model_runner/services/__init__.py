@@ -7,10 +7,13 @@
 from model_runner.services.batches import generation_batch_run
 from model_runner.services.generators import (
     BUNDLED_GENERATOR_NAME,
+    generator_config_check,
+    generator_config_clean,
     generator_create,
     generator_delete,
     generator_get_bundled,
     generator_update,
+    generator_update_check,
 )
 from model_runner.services.job_status import FINISHED
 from model_runner.services.jobs import (
@@ -36,8 +39,11 @@ __all__ = [
     "generation_job_resume_all",
     "generation_job_retry",
     "generation_job_run_inline",
+    "generator_config_check",
+    "generator_config_clean",
     "generator_create",
     "generator_delete",
     "generator_get_bundled",
     "generator_update",
+    "generator_update_check",
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from labeling.errors import ApplicationError, Conflict
 from model_runner.backends.base import SamplingError, sampling_validate
+from model_runner.backends.endpoints import EndpointError, api_key_env_check, endpoint_url_check
 from model_runner.backends.options import OptionsError, options_validate
 from model_runner.models import Generator
 
@@ -20,32 +21,63 @@ def generator_get_bundled() -> Generator:
     return generator
 
 
-def _checked(values: dict[str, Any]) -> dict[str, Any]:
-    """A generator's configuration, normalized; raises ``ApplicationError`` naming the field."""
+def generator_config_check(values: dict[str, Any]) -> tuple[dict[str, Any], list[ApplicationError]]:
+    """A generator's configuration, normalized, and every problem with it (each naming its field).
+
+    The one check of a configuration, for the API, the Django admin and the workers' load: an
+    ``openai`` endpoint must be an allowed http(s) URL and its key variable an allowed name (see
+    ``model_runner.backends.endpoints``)."""
+    problems: list[ApplicationError] = []
+    clean = dict(values)
     name = str(values.get("name") or "").strip()
+    clean["name"] = name
     if not name:
-        raise ApplicationError("name: must not be empty", field="name")
-    backend = values["backend"]
+        problems.append(ApplicationError("name: must not be empty", field="name"))
+    backend = values.get("backend")
     if backend not in Generator.Backend.values:
-        raise ApplicationError(
-            f"backend: unknown backend {backend!r} (use one of {', '.join(Generator.Backend.values)})",
-            field="backend",
+        problems.append(
+            ApplicationError(
+                f"backend: unknown backend {backend!r} (use one of {', '.join(Generator.Backend.values)})",
+                field="backend",
+            )
         )
+        return clean, problems
     if backend == Generator.Backend.TRANSFORMERS and not values.get("model_path"):
-        raise ApplicationError(
-            "model_path: a transformers generator needs a local folder or GGUF file", field="model_path"
+        problems.append(
+            ApplicationError(
+                "model_path: a transformers generator needs a local folder or GGUF file", field="model_path"
+            )
         )
     if backend == Generator.Backend.OPENAI and not values.get("model_path"):
-        raise ApplicationError("model_path: an openai generator needs the endpoint URL", field="model_path")
+        problems.append(
+            ApplicationError("model_path: an openai generator needs the endpoint URL", field="model_path")
+        )
+    elif backend == Generator.Backend.OPENAI:
+        try:
+            clean["model_path"] = endpoint_url_check(values["model_path"])
+        except EndpointError as exc:
+            problems.append(ApplicationError(str(exc), field="model_path"))
     try:
-        sampling = sampling_validate(values.get("sampling"))
+        clean["api_key_env"] = api_key_env_check(values.get("api_key_env") or "")
+    except EndpointError as exc:
+        problems.append(ApplicationError(str(exc), field="api_key_env"))
+    try:
+        clean["sampling"] = sampling_validate(values.get("sampling"))
     except SamplingError as exc:
-        raise ApplicationError(f"sampling.{exc}", field="sampling")
+        problems.append(ApplicationError(f"sampling.{exc}", field="sampling"))
     try:
-        options = options_validate(backend, values.get("options"))
+        clean["options"] = options_validate(backend, values.get("options"))
     except OptionsError as exc:
-        raise ApplicationError(str(exc), field="options")
-    return {**values, "name": name, "sampling": sampling, "options": options}
+        problems.append(ApplicationError(str(exc), field="options"))
+    return clean, problems
+
+
+def generator_config_clean(values: dict[str, Any]) -> dict[str, Any]:
+    """``generator_config_check``, raising the first problem (``ApplicationError`` naming the field)."""
+    clean, problems = generator_config_check(values)
+    if problems:
+        raise problems[0]
+    return clean
 
 
 def generator_create(
@@ -60,9 +92,10 @@ def generator_create(
     system_prompt: str = "",
     sampling: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
+    is_active: bool = True,
 ) -> Generator:
     """Create a generator; raises ``ApplicationError`` naming the field on bad input."""
-    values = _checked(
+    values = generator_config_clean(
         {
             "name": name,
             "backend": backend,
@@ -74,6 +107,7 @@ def generator_create(
             "system_prompt": system_prompt,
             "sampling": sampling,
             "options": options,
+            "is_active": is_active,
         }
     )
     if Generator.objects.filter(name=values["name"]).exists():
@@ -81,12 +115,9 @@ def generator_create(
     return Generator.objects.create(**values)
 
 
-def generator_update(*, generator: Generator, changes: dict[str, Any]) -> Generator:
-    """Change a generator's configuration (any of ``Generator.CONFIG_FIELDS``), checked as on create.
-
-    Its backend stays once it has candidates (they record it): make a new generator instead.
-    Candidates keep the model revision they were made with, so a new model path is traceable.
-    """
+def generator_update_check(*, generator: Generator, changes: dict[str, Any]) -> dict[str, Any]:
+    """The configuration ``generator_update`` would save, checked; raises ``ApplicationError`` or
+    ``Conflict`` naming the field."""
     unknown = sorted(set(changes) - set(Generator.CONFIG_FIELDS))
     if unknown:
         raise ApplicationError(f"{unknown[0]}: not a generator setting", field=unknown[0])
@@ -96,9 +127,19 @@ def generator_update(*, generator: Generator, changes: dict[str, Any]) -> Genera
             field="backend",
         )
     current = {f: getattr(generator, f) for f in Generator.CONFIG_FIELDS}
-    values = _checked({**current, **changes})
+    values = generator_config_clean({**current, **changes})
     if values["name"] != generator.name and Generator.objects.filter(name=values["name"]).exists():
         raise Conflict(f"name: a generator named {values['name']!r} already exists", field="name")
+    return values
+
+
+def generator_update(*, generator: Generator, changes: dict[str, Any]) -> Generator:
+    """Change a generator's configuration (any of ``Generator.CONFIG_FIELDS``), checked as on create.
+
+    Its backend stays once it has candidates (they record it): make a new generator instead.
+    Candidates keep the model revision they were made with, so a new model path is traceable.
+    """
+    values = generator_update_check(generator=generator, changes=changes)
     for field, value in values.items():
         setattr(generator, field, value)
     generator.save(update_fields=list(values))
