@@ -156,3 +156,116 @@ class ComparisonDuplicate(models.Model):
 
     def __str__(self) -> str:
         return f"comparison {self.comparison_id}: candidate {self.candidate_id} repeats {self.kept_id}"
+
+
+class PromptExternalId(models.Model):
+    """An external id a prompt was imported under: the first is also ``Prompt.external_id`` (its
+    public id in exports); a later import naming the same conversation by another id adds it here.
+
+    ``value`` is unique: one id names one prompt. Every lookup by external id (imports, prompt
+    selection) reads both ``Prompt.external_id`` and these rows.
+    """
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="external_ids")
+    value = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["prompt_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.value} -> prompt {self.prompt_id}"
+
+
+class ImportedPreference(models.Model):
+    """The label an imported preference dataset came with: which of two candidates it chose.
+
+    Kept apart from the candidates, for researchers (agreement with the original labels); raters
+    never see it, nor which dataset a response came from. ``metadata`` holds the line's other
+    scalar columns (``score_chosen``...). One row per (chosen, rejected) pair; the two are the
+    same candidate when a dataset chose between identical texts.
+    """
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="imported_preferences")
+    chosen = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    rejected = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    dataset = models.CharField(
+        max_length=200, help_text="The dataset named at import (its generator's name)."
+    )
+    line = models.PositiveIntegerField(help_text="The line (or row) of the file it was first imported from.")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chosen", "rejected"], name="importedpref_pair_unique"),
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset}: candidate {self.chosen_id} over {self.rejected_id}"
+
+
+class ImportJob(models.Model):
+    """An import too big to run within its request, run by a worker on the ``default`` queue.
+
+    The same reading, checks and single transaction as an import in a request: all or nothing.
+    The uploaded file waits under the imports folder (``file_path``, relative to it) and is
+    removed once the job is finished. ``status`` changes only in ``comparisons/services/import_jobs.py``.
+    """
+
+    class Kind(models.TextChoices):
+        PROMPTS = "prompts", "Prompts"
+        CANDIDATES = "candidates", "Responses"
+        PREFERENCES = "preferences", "Preference dataset"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"  # created, file saved, task enqueued
+        RUNNING = "running", "Running"  # a worker reads and checks every line, then writes them
+        SUCCEEDED = "succeeded", "Succeeded"  # written; ``result`` holds the counts
+        FAILED = "failed", "Failed"  # nothing written; ``error`` and ``errors`` say why
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    format = models.CharField(max_length=16)
+    options = models.JSONField(default=dict, blank=True, help_text="The import's options (checked).")
+    file_name = models.CharField(max_length=255, help_text="The uploaded file's name.")
+    file_path = models.CharField(max_length=500, blank=True, help_text="Relative to the imports folder.")
+    file_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    lines_total = models.PositiveIntegerField(null=True, blank=True, help_text="Lines (rows) in the file.")
+    lines_done = models.PositiveIntegerField(default=0, help_text="Lines (rows) read and checked so far.")
+    result = models.JSONField(default=dict, blank=True, help_text="{what: {created, existing}}.")
+    error = models.TextField(blank=True)
+    errors = models.JSONField(default=list, blank=True, help_text="[{line, field, message}], the first 20.")
+    error_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.kind}, {self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def writing(self) -> bool:
+        """Every line is read: the job checks them against the stored rows and writes them."""
+        return (
+            self.status == self.Status.RUNNING
+            and self.lines_total is not None
+            and (self.lines_done >= self.lines_total)
+        )
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        return min(1.0, self.lines_done / self.lines_total) if self.lines_total else 0.0

@@ -9,10 +9,10 @@ from django.db.models import BooleanField, Count, IntegerField, OuterRef, Q, Que
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, NotFound, id_or_none
 
 from .importing import shown_value, shown_values
-from .models import Candidate, Comparison, ComparisonCandidate, Prompt
+from .models import Candidate, Comparison, ComparisonCandidate, ImportJob, Prompt, PromptExternalId
 
 
 def prompt_list(
@@ -26,7 +26,7 @@ def prompt_list(
     """Prompts in id order, narrowed by every filter given.
 
     ``tags``: prompts carrying ANY of these tags. ``ids``: primary keys (ints) or public ids
-    (strings: an external id, or a pk written in digits). ``with_candidate_count`` annotates
+    (strings: any external id a prompt was imported under, or a pk written in digits). ``with_candidate_count`` annotates
     ``candidate_count``.
     """
     queryset = Prompt.objects.all()
@@ -60,7 +60,7 @@ def prompts_select(
     all_prompts: bool = False,
 ) -> list[Prompt]:
     """The prompts a generation job or a queue is built from, chosen one way: ``ids`` (numbers =
-    pk, strings = external id, else a pk in digits; in the order given), or ``tags`` (any of them)
+    pk, strings = any of a prompt's external ids, else a pk in digits; in the order given), or ``tags`` (any of them)
     and/or a ``collection``, or all. Raises ``ApplicationError`` naming the field when the choice
     is ambiguous or matches nothing; unknown ids are listed, values written as in JSON
     (``unknown prompt ids: "a", "b"``)."""
@@ -102,13 +102,23 @@ def prompts_select(
 def _prompts_by_ids(ids: Sequence[int | str]) -> list[Prompt]:
     found = list(prompt_list(ids=ids))
     by_external = {p.external_id: p for p in found if p.external_id}
+    # A prompt imported under several ids is found by any of them (PromptExternalId).
+    wanted = [ref for ref in ids if isinstance(ref, str) and ref not in by_external]
+    by_pk_found = {p.pk: p for p in found}
+    for value, prompt_id in PromptExternalId.objects.filter(value__in=wanted).values_list(
+        "value", "prompt_id"
+    ):
+        if prompt_id in by_pk_found:
+            by_external[value] = by_pk_found[prompt_id]
     by_pk = {p.pk: p for p in found}
     result: list[Prompt] = []
     unknown: list[int | str] = []
+    pk_field = Prompt._meta.get_field("id")
     for ref in ids:
         prompt = by_external.get(ref) if isinstance(ref, str) else None
-        if prompt is None and (isinstance(ref, int) or ref.isdigit()):
-            prompt = by_pk.get(int(ref))
+        pk = id_or_none(ref, pk_field) if prompt is None else None
+        if pk is not None:
+            prompt = by_pk.get(pk)
         if prompt is None:
             unknown.append(ref)
         else:
@@ -126,14 +136,15 @@ def _prompts_by_ids(ids: Sequence[int | str]) -> list[Prompt]:
 def _ids_q(ids: Iterable[int | str]) -> Q:
     pks: set[int] = set()
     external: set[str] = set()
+    pk_field = Prompt._meta.get_field("id")
     for value in ids:
-        if isinstance(value, int):
-            pks.add(value)
-        else:
+        if isinstance(value, str):
             external.add(value)
-            if value.isdigit() and len(value) < 19:
-                pks.add(int(value))
-    return Q(pk__in=pks) | Q(external_id__in=external)
+        pk = id_or_none(value, pk_field)  # None: no prompt can have it ("²", past the column)
+        if pk is not None:
+            pks.add(pk)
+    aliased = PromptExternalId.objects.filter(value__in=external).values("prompt_id")
+    return Q(pk__in=pks) | Q(external_id__in=external) | Q(pk__in=aliased)
 
 
 def _with_any_tag(queryset: QuerySet[Prompt], tags: list[str]) -> QuerySet[Prompt]:
@@ -159,3 +170,17 @@ def comparison_candidates(comparison: Comparison) -> list[Candidate]:
     """The comparison's candidates in stored order (``position``)."""
     members = ComparisonCandidate.objects.filter(comparison=comparison).select_related("candidate")
     return [member.candidate for member in members.order_by("position")]
+
+
+def import_job_list() -> QuerySet[ImportJob]:
+    """Import jobs, newest first."""
+    return ImportJob.objects.select_related("created_by").order_by("-id")
+
+
+def import_job_get(*, import_job_id: int) -> ImportJob:
+    """One import job; NotFound (404) when there is none with this id."""
+    pk = id_or_none(import_job_id, ImportJob._meta.get_field("id"))
+    import_job = import_job_list().filter(pk=pk).first() if pk is not None else None
+    if import_job is None:
+        raise NotFound(f"import job {import_job_id}: not found")
+    return import_job

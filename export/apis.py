@@ -20,6 +20,7 @@ from export.selectors.facts import export_estimate
 from export.selectors.runs import export_run_file, export_run_folder, export_run_get, export_run_list
 from export.services.runs import export_run_create
 from export.spec import export_spec_clean
+from labeling.audit import audit_record
 from labeling.models import User
 from labeling.permissions import IsResearcherOrAdmin
 
@@ -150,6 +151,7 @@ class ExportRunDownloadApi(APIView):
                 OpenApiTypes.BINARY, description="The snapshot folder as a zip, or the one file asked for."
             ),
             409: OpenApiResponse(description="The run has not succeeded."),
+            410: OpenApiResponse(description="The run's files are no longer on disk."),
         },
     )
     def get(self, request: Request, export_run_id: int) -> FileResponse | StreamingHttpResponse:
@@ -157,6 +159,7 @@ class ExportRunDownloadApi(APIView):
         relative = request.query_params.get("file")
         if relative:
             path = export_run_file(export_run=export_run, relative=relative)
+            audit_record("export.download", target=export_run, changes={"file": relative})
             content_type = (
                 {
                     ".jsonl": "application/x-ndjson",
@@ -174,6 +177,7 @@ class ExportRunDownloadApi(APIView):
                 content_type=content_type,
             )
         folder = export_run_folder(export_run=export_run)
+        audit_record("export.download", target=export_run, changes={"file": "(the snapshot, as a zip)"})
         paths = [f["path"] for f in export_run.files]
         response = StreamingHttpResponse(
             zip_stream(folder, paths, prefix=export_run.name), content_type="application/zip"

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from export.models import ExportRun
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, column_check, id_or_none
 from labeling.models import Queue, Rubric
 from model_runner.models import Generator
 
@@ -47,7 +47,7 @@ OPTION_KEYS = (
     "redteam_split",
 )
 FILE_KINDS = ("jsonl", "parquet")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "standard": False,
@@ -124,13 +124,14 @@ def _choice(value: Any, allowed: list[str], *, field: str, what: str) -> str:
 
 def export_name_clean(*, name: Any) -> str:
     """A dataset name that is also a safe file name: letters, digits, '.', '_', '-'; at most 100."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    # fullmatch: "$" would also match before a final line break ("data\n" is no file name).
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ApplicationError(
-            f"Name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+            f"Name {_shown(name)} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit.",
             field="name",
         )
-    return name
+    return column_check(ExportRun._meta.get_field("name"), name)
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -224,20 +225,40 @@ def _as_list(value: Any, *, key: str) -> list[Any]:
 
 def _clean_ids(value: Any, *, key: str, model: Any, what: str) -> list[int]:
     ids: set[int] = set()
+    missing: set[str] = set()
+    pk_field = model._meta.get_field("id")
     for v in _as_list(value, key=key):
-        # bool is an int subclass; True is not an id.
-        if isinstance(v, bool) or not isinstance(v, int | str) or not str(v).strip().isdigit():
+        # bool is an int subclass; True is not an id. Digits are ASCII 0-9 ("²" is no id).
+        text = v.strip() if isinstance(v, str) else v
+        if isinstance(v, bool) or not isinstance(v, int | str) or not (isinstance(v, int) or _digits(text)):
             raise ApplicationError(
-                f"Filter '{key}' takes a list of {what} ids; {v!r} is not one.", field=f"filters.{key}"
+                f"Filter '{key}' takes a list of {what} ids; {_shown(v)} is not one.", field=f"filters.{key}"
             )
-        ids.add(int(v))
+        pk = id_or_none(text, pk_field)
+        if pk is None:  # a number past the id column: no row has it
+            missing.add(str(text))
+        else:
+            ids.add(pk)
     found = set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    missing = sorted(ids - found)
+    missing |= {str(i) for i in ids - found}
     if missing:
+        shown = sorted(missing, key=lambda m: (len(m), m))
         raise ApplicationError(
-            f"Filter '{key}': no {what} with id {', '.join(map(str, missing))}.", field=f"filters.{key}"
+            f"Filter '{key}': no {what} with id {', '.join(_shown(m, quote=False) for m in shown[:10])}.",
+            field=f"filters.{key}",
         )
     return sorted(ids)
+
+
+def _digits(text: Any) -> bool:
+    """ASCII digits 0-9 only: ``str.isdigit()`` also takes "²", which ``int()`` refuses."""
+    return isinstance(text, str) and text.isascii() and text.isdecimal()
+
+
+def _shown(value: Any, *, quote: bool = True) -> str:
+    """A value for a message, cut to 40 characters (an id of ten thousand digits stays readable)."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _clean_strings(value: Any, *, key: str) -> list[str]:
@@ -254,9 +275,15 @@ def _clean_strings(value: Any, *, key: str) -> list[str]:
 def _clean_generators(value: Any) -> list[str]:
     ids: set[int] = set()
     names: set[str] = set()
+    unknown: set[str] = set()
+    pk_field = Generator._meta.get_field("id")
     for v in _as_list(value, key="generators"):
         if isinstance(v, int) and not isinstance(v, bool):
-            ids.add(v)
+            pk = id_or_none(v, pk_field)
+            if pk is None:  # past the id column: no generator has it
+                unknown.add(str(v))
+            else:
+                ids.add(pk)
         elif isinstance(v, str) and v.strip():
             names.add(v.strip())
         else:
@@ -265,10 +292,13 @@ def _clean_generators(value: Any) -> list[str]:
                 field="filters.generators",
             )
     found = list(Generator.objects.filter(Q(pk__in=ids) | Q(name__in=names)).values_list("pk", "name"))
-    missing = sorted({str(i) for i in ids - {pk for pk, _ in found}} | (names - {n for _, n in found}))
+    missing = sorted(
+        {str(i) for i in ids - {pk for pk, _ in found}} | (names - {n for _, n in found}) | unknown
+    )
     if missing:
         raise ApplicationError(
-            f"Filter 'generators': no generator named or numbered {', '.join(missing)}.",
+            f"Filter 'generators': no generator named or numbered "
+            f"{', '.join(_shown(m, quote=False) for m in missing[:10])}.",
             field="filters.generators",
         )
     return sorted({n for _, n in found})

@@ -1,12 +1,27 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from comparisons.forms import ColumnLimitsMixin
 from labeling import services
-from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, Rubric, User
+from labeling.models import (
+    ApiKey,
+    Assignment,
+    AuditEvent,
+    Criterion,
+    Judgment,
+    Queue,
+    QueueItem,
+    Rubric,
+    User,
+)
+from labeling.services.api_keys import api_key_revoke
+from labeling.services.users import user_audit_saved, user_audit_values
 
 
 @admin.register(User)
@@ -16,8 +31,66 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = (*BaseUserAdmin.fieldsets, ("Preflab", {"fields": ("role", "content_opt_outs")}))  # type: ignore[misc]
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Preflab", {"fields": ("role",)}))
 
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        # Role changes, (de)activation and new users go to the audit log with before and after.
+        before = user_audit_values(User.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        user_audit_saved(user=obj, before=before)
 
-class CriterionInline(admin.TabularInline):
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Every user's API keys, to revoke (delete) one: the key itself is stored nowhere, so keys
+    are made by their users (``/account/keys/``), never here."""
+
+    list_display = ("name", "user", "kind", "token_key", "created", "expiry", "last_used_at")
+    list_filter = ("kind",)
+    search_fields = ("name", "user__username", "token_key")
+    readonly_fields = ("name", "user", "kind", "token_key", "created", "expiry", "last_used_at")
+    exclude = ("digest",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        api_key_revoke(api_key=obj, reason=f"revoked by {request.user.get_username()} in the admin")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for api_key in queryset.select_related("user"):
+            self.delete_model(request, api_key)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only (and its table refuses updates and deletes)."""
+
+    list_display = (
+        "created_at",
+        "actor_name",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "ip_address",
+    )
+    list_filter = ("action",)
+    search_fields = ("actor_name", "action", "object_type", "object_id", "object_repr")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class CriterionInline(ColumnLimitsMixin, admin.TabularInline):
     model = Criterion
     extra = 0
 
@@ -33,7 +106,7 @@ class CriterionInline(admin.TabularInline):
 
 
 @admin.register(Rubric)
-class RubricAdmin(admin.ModelAdmin):
+class RubricAdmin(ColumnLimitsMixin, admin.ModelAdmin):
     list_display = ("name", "version", "frozen", "created_at")
     inlines = [CriterionInline]
     actions = ["new_version"]
@@ -53,7 +126,7 @@ class RubricAdmin(admin.ModelAdmin):
 
 
 @admin.register(Queue)
-class QueueAdmin(admin.ModelAdmin):
+class QueueAdmin(ColumnLimitsMixin, admin.ModelAdmin):
     list_display = ("name", "kind", "status", "overlap", "priority", "rubric")
     list_filter = ("kind", "status")
     filter_horizontal = ("members",)
@@ -65,7 +138,7 @@ class QueueAdmin(admin.ModelAdmin):
 
 
 @admin.register(QueueItem)
-class QueueItemAdmin(admin.ModelAdmin):
+class QueueItemAdmin(ColumnLimitsMixin, admin.ModelAdmin):
     """``claimed`` and ``judged`` count the item's assignments and judgments: only the assignment
     services change them (``manage.py check_integrity --fix`` recounts them from the rows)."""
 

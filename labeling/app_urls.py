@@ -1,10 +1,14 @@
 from django.urls import URLPattern, URLResolver, path
 
-from labeling.apis import accounts, assignments, queue_admin, queues, rubrics
-from labeling.views import manage, rate
+from labeling.apis import accounts, assignments, audit, queue_admin, queues, rubrics
+from labeling.views import account, manage, rate
+from labeling.views import audit as audit_views
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("auth/token/", accounts.TokenObtainApi.as_view(), name="api-token"),
+    path("auth/keys/", accounts.ApiKeyListCreateApi.as_view(), name="api-keys"),
+    path("auth/keys/<int:key_id>/", accounts.ApiKeyDetailApi.as_view(), name="api-key"),
+    path("audit/", audit.AuditEventListApi.as_view(), name="api-audit"),
     path("users/", accounts.UserCreateApi.as_view(), name="api-users"),
     path("rubrics/", rubrics.RubricListCreateApi.as_view(), name="api-rubrics"),
     path("queues/", queues.QueueListCreateApi.as_view(), name="api-queues"),
@@ -29,6 +33,9 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 page_patterns: list[URLPattern | URLResolver] = [
+    path("account/keys/", account.account_keys, name="account-keys"),
+    path("account/keys/<int:key_id>/revoke/", account.account_key_revoke, name="account-key-revoke"),
+    path("manage/audit/", audit_views.manage_audit, name="manage-audit"),
     path("manage/queues/", manage.manage_queues, name="manage-queues"),
     path("manage/queues/new/", manage.manage_queue_new, name="manage-queue-new"),
     path("manage/queues/<int:queue_id>/", manage.manage_queue, name="manage-queue"),

@@ -7,7 +7,21 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.html import escape
 
+from labeling.audit import audit_request
 from labeling.parsers import query_problem
+
+
+class AuditContextMiddleware:
+    """Serve each request inside ``labeling.audit.audit_request``: audit events recorded while it
+    runs (services, signals) name its user and client address. The user is read when an event is
+    recorded, so an API key authenticated later by DRF counts too."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with audit_request(request):
+            return self.get_response(request)
 
 
 class RequestTextMiddleware:

@@ -1,4 +1,4 @@
-"""The API's request parsers: DRF's, with two limits every route gets.
+"""The API's request parsers: DRF's, with the limits every route gets.
 
 - **Depth.** JSON nested deeper than ``MAX_DEPTH`` levels is refused with 400 before anything
   reads it (deeply nested input made Python's JSON reader, and then any code walking the value,
@@ -8,50 +8,30 @@
   naming the field. PostgreSQL cannot store NUL in text or JSON, and SQLite would store it: the
   same refusal on both databases, before any service runs. Uploaded files are checked by the
   import that reads them.
+- **Unpaired surrogates and infinite numbers.** A JSON string may write ``"\\ud800"``, which is
+  no character (not UTF-8: no column stores it), and a number may be too large for a float
+  (``1e400`` reads as infinity): both are refused with 400 too.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import re
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from rest_framework import exceptions, parsers
 
-#: Deeper JSON is refused: no Preflab route takes more than a handful of levels.
-MAX_DEPTH = 32
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+from comparisons.textchecks import MAX_DEPTH, value_problems
 
 
-def _walk(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str]]:
-    """(path, problem) for each value too deep or holding a control character (iterative in spirit:
-    the depth is bounded by ``MAX_DEPTH`` before any recursion could run away)."""
-    if depth > MAX_DEPTH:
-        yield path or "(body)", f"nested deeper than {MAX_DEPTH} levels"
-        return
-    if isinstance(value, str):
-        if _CONTROL.search(value):
-            yield path or "(body)", _control_message(value)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            key = str(key)
-            child = f"{path}.{key}" if path else key
-            if _CONTROL.search(key):
-                yield child, "a key " + _control_message(key)
-                continue
-            yield from _walk(item, child, depth + 1)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _walk(item, f"{path}[{i}]", depth + 1)
-
-
-def _control_message(text: str) -> str:
-    found = _CONTROL.search(text)
-    code = ord(found.group(0)) if found else 0
-    return f"contains the control character U+{code:04X}; only tab and line breaks are allowed in text"
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(path, problem) for each value too deep or holding a control character or lone surrogate:
+    the same checks, limit and messages as every import line (``comparisons.textchecks``)."""
+    for field, problem in value_problems(value, path):
+        yield field or "(body)", problem
 
 
 def _refuse_problems(data: Any) -> None:
@@ -75,7 +55,7 @@ class JSONParser(parsers.JSONParser):
         if _nesting(text) > MAX_DEPTH + 1:
             raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels")
         try:
-            data = json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}")
         _refuse_problems(data)
@@ -84,6 +64,14 @@ class JSONParser(parsers.JSONParser):
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number such as 1e400 reads as infinity, which no number column stores: refuse it."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
 
 
 def _nesting(text: str) -> int:

@@ -71,8 +71,19 @@ def database_from_url(url: str) -> dict[str, Any]:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = _env_bool("DJANGO_DEBUG", True)
-ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+# A key from the environment is shared by every process; the var/ fallback is this machine's only, so
+# production servers and workers refuse to start without the variable (labeling/security.py).
+PREFLAB_SECRET_KEY_FROM_ENV = bool(os.environ.get("DJANGO_SECRET_KEY"))
+# Off unless asked for: Django's debug page shows settings (the broker URL and its password, ...) to
+# anyone who makes a request fail. `manage.py demo` turns it on for itself; developers set DJANGO_DEBUG=1.
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+# With debug on, this machine's names; in production none until DJANGO_ALLOWED_HOSTS names the site
+# (a server refuses to start without it).
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "").split(",")
+    if h.strip()
+]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -83,10 +94,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API keys: knox's hashed token model, extended by labeling.ApiKey (KNOX_TOKEN_MODEL below).
+    "knox",
+    # Login lockout after repeated failures (AXES_* below).
+    "axes",
     "drf_spectacular",
     # Swagger UI's files, served from our own static files: /api/docs/ works without the internet.
     "drf_spectacular_sidecar",
+    # Content-Security-Policy header (CONTENT_SECURITY_POLICY below).
+    "csp",
     "labeling",
     "comparisons",
     "model_runner",
@@ -95,13 +111,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who and from where, for the audit log (labeling.audit).
+    "labeling.middleware.AuditContextMiddleware",
     "labeling.middleware.RequestTextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a locked-out login into the lockout answer (labeling.throttles).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "labeling.urls"
@@ -132,9 +153,12 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Django's four validators, wherever a password is set (API, admin, changepassword).
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -154,6 +178,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "labeling.schema.PreflabAutoSchema",
     "EXCEPTION_HANDLER": "labeling.errors.exception_handler",
+    # No ?format= renderer override: DRF answered 404, before any permission check, to a route
+    # whose own query has a `format` (the imports' file format). Ask with the Accept header.
+    "URL_FORMAT_OVERRIDE": None,
     # DRF's parsers, refusing deep JSON and control characters in text (labeling.parsers).
     "DEFAULT_PARSER_CLASSES": [
         "labeling.parsers.JSONParser",
@@ -172,7 +199,12 @@ SPECTACULAR_SETTINGS = {
     # No anchor links inside the operations' toggle buttons (a link in a button is unreachable to
     # keyboard and screen reader users), and examples as plain text (the highlighter's colours
     # fall below WCAG AA contrast).
-    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "syntaxHighlight": {"activated": False}},
+    # No validator badge: Swagger UI would fetch it from validator.swagger.io (offline; CSP img-src).
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": False,
+        "syntaxHighlight": {"activated": False},
+        "validatorUrl": None,
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -209,6 +241,7 @@ CELERY_BEAT_SCHEDULE = {
 # --- Preflab ------------------------------------------------------------------------------
 PREFLAB_MODEL_CACHE = Path(os.environ.get("PREFLAB_MODEL_CACHE", VAR_DIR / "models"))
 PREFLAB_EXPORT_ROOT = Path(os.environ.get("PREFLAB_EXPORT_ROOT", VAR_DIR / "exports"))
+PREFLAB_IMPORT_ASYNC_BYTES = int(os.environ.get("PREFLAB_IMPORT_ASYNC_BYTES", str(8 * 1024 * 1024)))
 PREFLAB_DEFAULT_LEASE_SECONDS = 15 * 60
 # The generation page asks "are you sure?" before a job over more than this many prompts (0: never).
 PREFLAB_CONFIRM_PROMPTS = int(os.environ.get("PREFLAB_CONFIRM_PROMPTS", "200"))
@@ -221,9 +254,94 @@ PREFLAB_ENDPOINT_HOSTS = [
     h.strip() for h in os.environ.get("PREFLAB_ENDPOINT_HOSTS", "").split(",") if h.strip()
 ]
 
+# --- Security headers and HTTPS (docs/operations.md, "Running in production") ---------------
 if not DEBUG:
     SESSION_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a TLS-terminating proxy: the header it sets on HTTPS requests (X-Forwarded-Proto: https).
+# Only set it when the proxy always sets or strips that header itself.
+if os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    _proxy_header = os.environ["DJANGO_SECURE_PROXY_SSL_HEADER"].strip().upper().replace("-", "_")
+    SECURE_PROXY_SSL_HEADER = (f"HTTP_{_proxy_header}", "https")
+# Redirect plain HTTP to HTTPS (off by default: `make serve` and bench_queue speak plain HTTP).
+SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# HTTP Strict Transport Security: seconds browsers keep to HTTPS only (0 = no header). Start small.
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", False)
+# Content Security Policy (django-csp): every page's scripts and styles are files of our own; no
+# inline script, style or event handler, nothing from another origin, no framing. Images: ours
+# and data: URIs (the favicon placeholder, Swagger UI's icons).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# --- API keys, login abuse, the audit log (docs/operations.md, "Accounts and security") --------
+# API keys (labeling.ApiKey, on knox's token model): "preflab_" and 64 random hex characters, shown
+# once and stored as their SHA-512 digest; labeling.authentication reads them in one statement.
+KNOX_TOKEN_MODEL = "labeling.ApiKey"
+# knox's migrations would create its own (swapped-out) token table, with a key to the users that
+# stops PostgreSQL from truncating them (manage.py flush, the test suite): knox gets no table.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {"TOKEN_PREFIX": "preflab_", "AUTH_HEADER_PREFIX": "Token", "TOKEN_TTL": None}
+# POST /api/v1/auth/token/ makes a key named "login" that lasts this many days; a user keeps at most
+# this many login keys (a new one replaces the oldest), and at most this many named keys.
+PREFLAB_LOGIN_KEY_DAYS = float(os.environ.get("PREFLAB_LOGIN_KEY_DAYS", "30"))
+PREFLAB_LOGIN_KEYS_PER_USER = int(os.environ.get("PREFLAB_LOGIN_KEYS_PER_USER", "10"))
+PREFLAB_API_KEYS_PER_USER = int(os.environ.get("PREFLAB_API_KEYS_PER_USER", "20"))
+# A key's last use is written at most this often (not one write per request).
+PREFLAB_API_KEY_TOUCH_SECONDS = 60
+
+
+def cache_from_url(url: str) -> dict[str, Any]:
+    """``PREFLAB_CACHE_URL``: ``redis://host:6379/1`` (several machines), ``file:///path`` (one
+    machine: shared by its processes), or ``locmem://`` (one process only: tests)."""
+    if url.startswith(("redis://", "rediss://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if url.startswith("file://"):
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[7:]}
+    if url.startswith("locmem://"):
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": url[9:]}
+    raise ValueError(f"PREFLAB_CACHE_URL: unsupported cache {url!r} (use redis://, file:/// or locmem://)")
+
+
+# Throttles and lockout counters live in the cache, which every web process must share.
+CACHES = {"default": cache_from_url(os.environ.get("PREFLAB_CACHE_URL", f"file://{VAR_DIR / 'cache'}"))}
+# Throttles (labeling.throttles): "N/s", "N/min", "N/h". POST queues/{id}/next/ per user, with a
+# burst; login attempts (page and POST auth/token/) per client address and per account named.
+PREFLAB_NEXT_RATE = os.environ.get("PREFLAB_NEXT_RATE", "5/s")
+PREFLAB_NEXT_BURST = int(os.environ.get("PREFLAB_NEXT_BURST", "20"))
+PREFLAB_LOGIN_RATE_ADDRESS = os.environ.get("PREFLAB_LOGIN_RATE_ADDRESS", "30/min")
+PREFLAB_LOGIN_RATE_ACCOUNT = os.environ.get("PREFLAB_LOGIN_RATE_ACCOUNT", "10/min")
+# Proxies in front of the web processes that append to X-Forwarded-For (0: the client address is
+# the connection's). Throttles, lockouts and the audit log use the address this gives.
+PREFLAB_PROXY_COUNT = int(os.environ.get("PREFLAB_PROXY_COUNT", "0"))
+# Lockout (django-axes): this many failed logins for one username from one address lock that pair
+# out for the cool-off; an admin unlocks earlier (Django admin "Access attempts", manage.py axes_reset).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("PREFLAB_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = float(os.environ.get("PREFLAB_LOGIN_COOLOFF_MINUTES", "15")) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "labeling.throttles.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "labeling.audit.client_address"
+AXES_DISABLE_ACCESS_LOG = True  # logins are in the audit log
+AXES_VERBOSE = False
 
 LOGGING = {
     "version": 1,

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from comparisons.forms import ColumnLimitsMixin
 from labeling.errors import ApplicationError
 from model_runner import services
 from model_runner.models import GenerationJob, Generator
@@ -59,7 +60,7 @@ class GeneratorAdmin(admin.ModelAdmin):
 
 
 @admin.register(GenerationJob)
-class GenerationJobAdmin(admin.ModelAdmin):
+class GenerationJobAdmin(ColumnLimitsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "status",

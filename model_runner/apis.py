@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -75,11 +76,12 @@ class GenerationJobOutput(serializers.ModelSerializer):
     def get_progress(self, job: GenerationJob) -> float:
         return float(self._stats(job)["progress"])
 
-    @extend_schema_field(OpenApiTypes.FLOAT)
+    # None until the job has generated something (and eta_seconds while the rate is unknown).
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_tokens_per_second(self, job: GenerationJob) -> float | None:
         return self._stats(job)["tokens_per_second"]
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_eta_seconds(self, job: GenerationJob) -> int | None:
         return self._stats(job)["eta_seconds"]
 
@@ -112,19 +114,21 @@ class GenerationJobListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         prompts = prompts_select(ids=v.get("prompts"), tags=v.get("tags"), collection=v.get("collection"))
-        generators = (
-            selectors.generators_resolve(refs=v["generators"])
-            if "generators" in v
-            else [services.generator_get_bundled()]
-        )
-        job = services.generation_job_create(
-            prompts=prompts,
-            generators=generators,
-            samples_per_prompt=v["samples_per_prompt"],
-            sampling=v["sampling"],
-            batch_size=v["batch_size"],
-            created_by=request.user,
-        )
+        # One transaction: a refused job leaves nothing behind, not even the bundled generator's row.
+        with transaction.atomic():
+            generators = (
+                selectors.generators_resolve(refs=v["generators"])
+                if "generators" in v
+                else [services.generator_get_bundled()]
+            )
+            job = services.generation_job_create(
+                prompts=prompts,
+                generators=generators,
+                samples_per_prompt=v["samples_per_prompt"],
+                sampling=v["sampling"],
+                batch_size=v["batch_size"],
+                created_by=request.user,
+            )
         job = selectors.generation_job_get(job_id=job.pk)
         return Response(GenerationJobOutput(job).data, status=status.HTTP_201_CREATED)
 
@@ -141,7 +145,10 @@ class GenerationJobDetailApi(APIView):
 class GenerationJobCancelApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(request=None, responses=GenerationJobOutput)
+    @extend_schema(
+        request=None,
+        responses={200: GenerationJobOutput, 409: OpenApiResponse(description="The job has already ended.")},
+    )
     def post(self, request: Request, job_id: int) -> Response:
         job = selectors.generation_job_get(job_id=job_id)
         services.generation_job_cancel(job=job)
@@ -153,7 +160,13 @@ class GenerationJobRetryApi(APIView):
 
     permission_classes = [IsAdminRole]
 
-    @extend_schema(request=None, responses=GenerationJobOutput)
+    @extend_schema(
+        request=None,
+        responses={
+            200: GenerationJobOutput,
+            409: OpenApiResponse(description="The job is neither failed nor cancelled."),
+        },
+    )
     def post(self, request: Request, job_id: int) -> Response:
         job = selectors.generation_job_get(job_id=job_id)
         services.generation_job_retry(job=job)
@@ -197,7 +210,10 @@ class GeneratorListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(GeneratorOutput(selectors.generator_list(), many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: GeneratorOutput})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: GeneratorOutput, 409: OpenApiResponse(description="A generator has this name.")},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -231,7 +247,15 @@ class GeneratorDetailApi(APIView):
     def get(self, request: Request, generator_id: int) -> Response:
         return Response(GeneratorOutput(selectors.generator_get(generator_id=generator_id)).data)
 
-    @extend_schema(request=UpdateSerializer, responses=GeneratorOutput)
+    @extend_schema(
+        request=UpdateSerializer,
+        responses={
+            200: GeneratorOutput,
+            409: OpenApiResponse(
+                description="A generator has this name, or the change is not allowed once it has candidates."
+            ),
+        },
+    )
     def patch(self, request: Request, generator_id: int) -> Response:
         generator = selectors.generator_get(generator_id=generator_id)
         data = self.UpdateSerializer(data=request.data)
@@ -239,7 +263,13 @@ class GeneratorDetailApi(APIView):
         generator = services.generator_update(generator=generator, changes=dict(data.validated_data))
         return Response(GeneratorOutput(generator).data)
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            409: OpenApiResponse(description="Candidates or jobs refer to it: deactivate it instead."),
+        },
+    )
     def delete(self, request: Request, generator_id: int) -> Response:
         services.generator_delete(generator=selectors.generator_get(generator_id=generator_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, id_or_none
 from model_runner.models import GenerationJob, Generator
 
 FINISHED = {GenerationJob.Status.SUCCEEDED, GenerationJob.Status.FAILED, GenerationJob.Status.CANCELLED}
@@ -43,12 +43,11 @@ def generators_resolve(*, refs: Sequence[int | str]) -> list[Generator]:
     """Generators by id (numbers) or name (strings), in the given order; unknown ones name themselves."""
     found: list[Generator] = []
     unknown: list[str] = []
+    pk_field = Generator._meta.get_field("id")
     for ref in refs:
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            generator = Generator.objects.filter(pk=int(ref)).first()
-            if generator is None and isinstance(ref, str):
-                generator = Generator.objects.filter(name=ref).first()
-        else:
+        pk = id_or_none(ref, pk_field)
+        generator = Generator.objects.filter(pk=pk).first() if pk is not None else None
+        if generator is None and isinstance(ref, str):
             generator = Generator.objects.filter(name=ref).first()
         if generator is None:
             unknown.append(str(ref))

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -140,14 +141,15 @@ def manage_generation(request: HttpRequest) -> HttpResponse:
         question = form.confirmation_needed(prompts=prompts)
         if question:
             return _page(request, form, confirm=question, resubmit=_resubmit(request))
-        job = services.generation_job_create(
-            prompts=prompts,
-            generators=form.chosen_generators(),
-            samples_per_prompt=form.cleaned_data["samples_per_prompt"],
-            sampling=form.sampling_overrides(),
-            batch_size=form.cleaned_data["batch_size"],
-            created_by=request.user,
-        )
+        with transaction.atomic():  # a refused job leaves no bundled generator's row behind
+            job = services.generation_job_create(
+                prompts=prompts,
+                generators=form.chosen_generators(),
+                samples_per_prompt=form.cleaned_data["samples_per_prompt"],
+                sampling=form.sampling_overrides(),
+                batch_size=form.cleaned_data["batch_size"],
+                created_by=request.user,
+            )
     except ApplicationError as exc:
         form.add_service_error(exc.field, exc.message)
         return _page(request, form, status=400)

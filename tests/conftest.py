@@ -42,6 +42,10 @@ def _isolated_var(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tests move lease expiry by hand and expect the very next claim to see it.
     settings.PREFLAB_LEASE_SCAN_SECONDS = 0
+    # A cache of the test's own: throttle buckets and lockout counters start empty in every test.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": str(tmp_path)}
+    }
 
 
 @pytest.fixture

@@ -166,3 +166,11 @@ class JudgmentFactory(factory.django.DjangoModelFactory):
     assignment = factory.SubFactory(AssignmentFactory, status=Assignment.Status.SUBMITTED)
     rubric = factory.LazyAttribute(lambda o: o.assignment.item.queue.rubric)
     preference = -2
+
+
+def api_key_for(user, *, name: str = "test key", expires_in_days: int | None = None) -> str:
+    """A new API key for ``user``, as ``Authorization: Token <key>`` takes it (the key is shown only
+    when made; the database keeps its digest)."""
+    from labeling.services.api_keys import api_key_create
+
+    return api_key_create(user=user, name=name, expires_in_days=expires_in_days)[1]

@@ -75,6 +75,7 @@ def test_the_unchanged_copy_passes(tree_copy):
         ("labeling/views.py", "from export import selectors", "labeling.views -> export.selectors"),
         # The shared kernel imports no app.
         ("labeling/errors.py", "from labeling.models import User", "labeling.errors -> labeling.models"),
+        ("labeling/audit.py", "from labeling.models import AuditEvent", "labeling.audit -> labeling.models"),
         # torch only behind the backends' door.
         ("export/selectors.py", "import torch", "export.selectors -> torch"),
     ],
@@ -115,6 +116,7 @@ STATUS_WRITERS = {
         "model_runner/services/job_status.py",  # GenerationJob.status
         "export/services/runs.py",  # ExportRun.status
         "labeling/services/queue_admin.py",  # Queue.status (pause, resume, close, reopen)
+        "comparisons/services/import_jobs.py",  # ImportJob.status
     },
     "claimed": {"labeling/services/assignments.py"},
     "judged": {"labeling/services/assignments.py"},

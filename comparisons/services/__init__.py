@@ -1,7 +1,9 @@
 """Writes for prompts, candidates and comparisons.
 
-One module per seam: ``prompts`` (one prompt, or a JSONL import of them), ``candidates`` (a JSONL
-import of responses made elsewhere), ``comparisons`` (building pairs and K-way sets), and
+One module per seam: ``prompts`` (one prompt, or an import of them), ``candidates`` (an import of
+responses made elsewhere), ``preferences`` (an existing preference dataset: prompts, both replies,
+the original label), ``import_jobs`` (the door the API and the page use: a small file now, a big
+one as an ImportJob run by a worker), ``comparisons`` (building pairs and K-way sets), and
 ``common`` (batching, the one pass of an import and its result). Imports are all-or-nothing and
 share a single transaction. The names callers use are re-exported here.
 """
@@ -17,6 +19,8 @@ from comparisons.services.comparisons import (
     LeftOut,
     comparisons_build,
 )
+from comparisons.services.import_jobs import import_job_execute, import_start
+from comparisons.services.preferences import preferences_import
 from comparisons.services.prompts import MAX_COLLECTION_LENGTH, prompt_get_or_create, prompts_import
 
 __all__ = [
@@ -32,6 +36,9 @@ __all__ = [
     "LeftOut",
     "candidates_import",
     "comparisons_build",
+    "import_job_execute",
+    "import_start",
+    "preferences_import",
     "prompt_get_or_create",
     "prompts_import",
 ]

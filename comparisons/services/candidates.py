@@ -1,4 +1,4 @@
-"""Writes for candidates: the JSONL import of responses made elsewhere (``candidates_import``).
+"""Writes for candidates: the import of responses made elsewhere (``candidates_import``).
 
 All-or-nothing in one pass like ``prompts_import``: every line is checked, including against the
 database, and nothing is written unless the whole file is good, in one transaction. Candidates are deduplicated by (prompt, generator,
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from comparisons.importing import (
     CandidateRecord,
@@ -20,8 +20,15 @@ from comparisons.importing import (
     parse_candidate_line,
     shown_value,
 )
-from comparisons.models import Candidate, Prompt
-from comparisons.services.common import BATCH_SIZE, ImportResult, _chunks, jsonl_import
+from comparisons.models import Candidate, Prompt, PromptExternalId
+from comparisons.services.common import (
+    BATCH_SIZE,
+    ImportProgress,
+    ImportResult,
+    _chunks,
+    import_reader,
+    rows_import,
+)
 from comparisons.services.prompts import _PromptIndex
 
 if TYPE_CHECKING:  # types only: comparisons sits below model_runner (see docs/architecture.md)
@@ -29,12 +36,16 @@ if TYPE_CHECKING:  # types only: comparisons sits below model_runner (see docs/a
 
 
 def _prompts_by_ref(refs: set[str]) -> dict[str, Prompt]:
-    """Prompts named by external id or, failing that, by primary key (a string of digits)."""
+    """Prompts named by any of their external ids or, failing that, by primary key (ASCII digits)."""
     found: dict[str, Prompt] = {}
     for chunk in _chunks(refs):
         for prompt in Prompt.objects.filter(external_id__in=chunk):
             found[prompt.external_id or ""] = prompt
-    by_pk = {int(ref): ref for ref in refs - found.keys() if ref.isdigit() and len(ref) < 19}
+        for alias in PromptExternalId.objects.filter(value__in=chunk).select_related("prompt"):
+            found.setdefault(alias.value, alias.prompt)
+    by_pk = {
+        int(ref): ref for ref in refs - found.keys() if ref.isascii() and ref.isdigit() and len(ref) < 19
+    }
     for pk_chunk in _chunks(by_pk):
         for prompt in Prompt.objects.filter(pk__in=pk_chunk):
             found[by_pk[prompt.pk]] = prompt
@@ -74,20 +85,39 @@ class _Slot:
         self.indexes.add(candidate.sample_index)
 
 
-def candidates_import(*, stream: Iterable[bytes | str]) -> ImportResult:
-    """Import responses made elsewhere from JSONL.
+def candidates_import(
+    *,
+    stream: Iterable[bytes | str] | None = None,
+    file: Any = None,
+    format: str | None = "jsonl",
+    columns: Any = None,
+    split: str | None = None,
+    progress: ImportProgress | None = None,
+) -> ImportResult:
+    """Import responses made elsewhere.
 
-    Each line: ``"prompt_id"`` (external id or pk) or ``"messages"`` (the prompt is created
-    when new), ``"text"``, ``"generator"`` (a model name; an IMPORTED generator is created when
-    no generator has that name), optional ``"sample_index"`` (else the next free one for that
-    prompt and generator) and ``"metadata"`` (stored as the candidate's ``sampling``).
+    Each line (row): ``"prompt_id"`` (any external id of the prompt, or its pk) or ``"messages"``
+    / ``"prompt"`` (the prompt is created when new), ``"text"``, ``"generator"`` (a model name; an
+    IMPORTED generator is created when no generator has that name), optional ``"sample_index"``
+    (else the next free one for that prompt and generator) and ``"metadata"`` (stored as the
+    candidate's ``sampling``). ``file``/``stream``, ``format`` and ``columns`` as for
+    ``prompts_import``.
 
     Deduplicates by (prompt, generator, identical text): re-importing a file creates nothing.
     All-or-nothing, in one pass like ``prompts_import``: bad lines, an unknown prompt_id and a
     taken sample_index are all found before ImportFailed reports them together (line and field
     each), and nothing is written.
     """
-    return jsonl_import(stream=stream, parse=parse_candidate_line, check=_candidates_check)
+    reader = import_reader(
+        kind="candidates",
+        stream=stream,
+        file=file,
+        format=format,
+        columns=columns,
+        split=split,
+        progress=progress,
+    )
+    return rows_import(reader=reader, parse=parse_candidate_line, check=candidates_resolve, progress=progress)
 
 
 @dataclass
@@ -103,6 +133,8 @@ class _CandidatesPlan:
     generator_names: set[str]
     result: list[Candidate] = field(default_factory=list)
     new: list[tuple[Candidate, str]] = field(default_factory=list)
+    #: Lines whose prompt was given by its messages: one per line, (line, prompt, created).
+    prompts: list[tuple[int, Prompt, bool]] = field(default_factory=list)
 
     def save(self) -> ImportResult:
         # New prompts and generators first, so the new candidates can point at them.
@@ -112,18 +144,38 @@ class _CandidatesPlan:
             candidate.generator = generators[generator_name]
         Candidate.objects.bulk_create([c for c, _ in self.new], batch_size=BATCH_SIZE)
         created = len(self.new)
-        return ImportResult(created=created, existing=len(self.result) - created, candidates=self.result)
+        existing = len(self.result) - created
+        counts = {"candidates": {"created": created, "existing": existing}}
+        if self.prompts:
+            new_prompts = sum(was_created for _, _, was_created in self.prompts)
+            counts["prompts"] = {"created": new_prompts, "existing": len(self.prompts) - new_prompts}
+        return ImportResult(created=created, existing=existing, candidates=self.result, counts=counts)
 
 
-def _candidates_check(records: list[tuple[int, CandidateRecord]], errors: ErrorCollector) -> _CandidatesPlan:
-    """Resolve every line that parsed, recording each line's error; reads only."""
+def candidates_resolve(
+    records: list[tuple[int, CandidateRecord]],
+    errors: ErrorCollector,
+    *,
+    prompt_source: str = Prompt.Source.IMPORT,
+    collection: str = "",
+) -> _CandidatesPlan:
+    """Resolve every line that parsed, recording each line's error; reads only.
+
+    Prompts given by their messages are made (when new) with ``prompt_source`` and ``collection``.
+    """
     # 1. Every line's prompt: named by id, or given by its messages (new ones are kept in memory).
     refs = _prompts_by_ref({r.prompt_ref for _, r in records if r.prompt_ref is not None})
     index = _PromptIndex(r.prompt for _, r in records if r.prompt is not None)
     resolved: list[tuple[int, CandidateRecord, Prompt]] = []
+    given: list[tuple[int, Prompt, bool]] = []
     for line_no, record in records:
         if record.prompt is not None:
-            prompt, _ = index.upsert(record.prompt, source=Prompt.Source.IMPORT, collection="")
+            try:
+                prompt, was_created = index.upsert(record.prompt, source=prompt_source, collection=collection)
+            except InvalidField as exc:
+                errors.add(line_no, exc)
+                continue
+            given.append((line_no, prompt, was_created))
         elif (found := refs.get(record.prompt_ref or "")) is not None:
             prompt = found
         else:
@@ -135,7 +187,7 @@ def _candidates_check(records: list[tuple[int, CandidateRecord]], errors: ErrorC
 
     # 2. The stored candidates of those prompts by the generators named (a new prompt or a new
     #    generator has none), by (prompt content hash, generator name).
-    plan = _CandidatesPlan(index=index, generator_names={r.generator for _, r in records})
+    plan = _CandidatesPlan(index=index, generator_names={r.generator for _, r in records}, prompts=given)
     stored = dict(_generator_model().objects.filter(name__in=plan.generator_names).values_list("pk", "name"))
     slots: dict[tuple[str, str], _Slot] = defaultdict(_Slot)
     by_pk = {p.pk: p for _, _, p in resolved if p.pk is not None}

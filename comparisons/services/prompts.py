@@ -1,6 +1,6 @@
-"""Writes for prompts: one prompt (``prompt_get_or_create``) or a JSONL import (``prompts_import``).
+"""Writes for prompts: one prompt (``prompt_get_or_create``) or an import of them (``prompts_import``).
 
-Imports are all-or-nothing and make one pass (``common.jsonl_import``): every line is read and
+Imports are all-or-nothing and make one pass (``common.rows_import``): every line is read and
 checked, the lines that parse are checked against the database, every error is collected (line
 and field), and nothing is written unless the whole file is good. The writes of one import share
 a single transaction. Prompts are deduplicated by content hash and by external id
@@ -25,14 +25,17 @@ from comparisons.importing import (
     validate_identifier,
     validate_messages,
     validate_tags,
+    validate_text,
 )
-from comparisons.models import Prompt
+from comparisons.models import Prompt, PromptExternalId
 from comparisons.services.common import (
     _CONCURRENT_WRITE,
     BATCH_SIZE,
+    ImportProgress,
     ImportResult,
     _chunks,
-    jsonl_import,
+    import_reader,
+    rows_import,
 )
 from labeling.errors import Conflict
 
@@ -47,6 +50,8 @@ def _clean_source(source: str) -> str:
 
 def _clean_collection(collection: str | None) -> str:
     collection = (collection or "").strip()
+    if collection:
+        validate_text(collection, field="collection")
     if len(collection) > MAX_COLLECTION_LENGTH:
         raise InvalidField("collection", f"longer than {MAX_COLLECTION_LENGTH} characters")
     return collection
@@ -55,7 +60,9 @@ def _clean_collection(collection: str | None) -> str:
 class _PromptIndex:
     """Resolves prompt records against the database and each other without writing.
 
-    Load it with every record of an import, ``upsert`` each record, then ``save`` once.
+    Load it with every record of an import, ``upsert`` each record, then ``save`` once. A prompt
+    is known by its content hash and by every external id it has (``Prompt.external_id``, its
+    first, and its ``PromptExternalId`` rows).
     """
 
     def __init__(self, records: Iterable[PromptRecord]) -> None:
@@ -64,16 +71,21 @@ class _PromptIndex:
         self.by_external: dict[str, Prompt] = {}
         self.new: list[Prompt] = []
         self.changed: dict[int, Prompt] = {}
+        self.new_ids: list[tuple[Prompt, str]] = []  # (prompt, id) for PromptExternalId rows
         hashes = {r.content_hash for r in records}
         external_ids = {r.external_id for r in records if r.external_id is not None}
         for chunk in _chunks(hashes):
             self._remember(Prompt.objects.filter(content_hash__in=chunk))
         for ext_chunk in _chunks(external_ids):
             self._remember(Prompt.objects.filter(external_id__in=ext_chunk))
+            aliases = PromptExternalId.objects.filter(value__in=ext_chunk).select_related("prompt")
+            for alias in aliases:
+                prompt = self.by_hash.setdefault(alias.prompt.content_hash, alias.prompt)
+                self.by_external[alias.value] = prompt
 
     def _remember(self, prompts: Iterable[Prompt]) -> None:
         for prompt in prompts:
-            self.by_hash[prompt.content_hash] = prompt
+            prompt = self.by_hash.setdefault(prompt.content_hash, prompt)
             if prompt.external_id is not None:
                 self.by_external[prompt.external_id] = prompt
 
@@ -81,9 +93,9 @@ class _PromptIndex:
         """The prompt for ``record`` (created in memory when new) and whether it is new.
 
         Matches by external id, then by content. An existing prompt gains the record's tags,
-        its collection when it had none, and its external id when it had none; a prompt that
-        already has another external id keeps it. Raises InvalidField("id") when the id
-        already names different messages.
+        its collection when it had none, and the record's external id: as its first
+        (``external_id``, the one exports show) when it had none, else as one more id that names
+        it. Raises InvalidField("id") when the id already names different messages.
         """
         content_hash = record.content_hash
         prompt: Prompt | None = None
@@ -97,10 +109,12 @@ class _PromptIndex:
                 )
         if prompt is None:
             prompt = self.by_hash.get(content_hash)
-            if prompt is not None and record.external_id is not None and prompt.external_id is None:
-                prompt.external_id = record.external_id
+            if prompt is not None and record.external_id is not None:
+                if prompt.external_id is None:
+                    prompt.external_id = record.external_id
+                    self._mark_changed(prompt)
                 self.by_external[record.external_id] = prompt
-                self._mark_changed(prompt)
+                self.new_ids.append((prompt, record.external_id))
         if prompt is None:
             prompt = Prompt(
                 messages=record.messages,
@@ -112,6 +126,8 @@ class _PromptIndex:
             )
             self.new.append(prompt)
             self._remember([prompt])
+            if record.external_id is not None:
+                self.new_ids.append((prompt, record.external_id))
             return prompt, True
         merged = list(prompt.tags or []) + [t for t in record.tags if t not in (prompt.tags or [])]
         if merged != prompt.tags:
@@ -128,12 +144,32 @@ class _PromptIndex:
             self.changed[prompt.pk] = prompt
 
     def save(self) -> None:
-        """Insert the new prompts (their pks are set) and update the changed ones."""
+        """Insert the new prompts (their pks are set), update the changed ones, record new ids.
+
+        A prompt stored before external ids had their own table (or written by hand) may lack the
+        row of its first id: it is added with the next id that names the prompt.
+        """
         Prompt.objects.bulk_create(self.new, batch_size=BATCH_SIZE)
         if self.changed:
             Prompt.objects.bulk_update(
                 list(self.changed.values()), ["external_id", "tags", "collection"], batch_size=BATCH_SIZE
             )
+        # The ids of new_ids were looked up when the index was loaded: none has a row yet. A
+        # stored prompt's first id may lack its row (see above): those are looked up here.
+        wanted = {value: prompt for prompt, value in self.new_ids}
+        firsts = {
+            prompt.external_id: prompt
+            for prompt, _ in self.new_ids
+            if prompt.pk is not None and prompt.external_id is not None and prompt.external_id not in wanted
+        }
+        for chunk in _chunks(firsts):
+            for value in PromptExternalId.objects.filter(value__in=chunk).values_list("value", flat=True):
+                del firsts[value]
+        wanted.update(firsts)
+        PromptExternalId.objects.bulk_create(
+            [PromptExternalId(prompt=prompt, value=value) for value, prompt in wanted.items()],
+            batch_size=BATCH_SIZE,
+        )
 
 
 def prompt_get_or_create(
@@ -175,23 +211,42 @@ def prompt_get_or_create(
 
 def prompts_import(
     *,
-    stream: Iterable[bytes | str],
+    stream: Iterable[bytes | str] | None = None,
+    file: Any = None,
+    format: str | None = "jsonl",
+    columns: Any = None,
+    split: str | None = None,
     source: str = Prompt.Source.IMPORT,
     collection: str = "",
     default_tags: list[str] | None = None,
+    progress: ImportProgress | None = None,
 ) -> ImportResult:
-    """Import prompts from JSONL: ``{"id"?, "messages": [...], "tags"?}`` (or ``"prompt": "text"``) a line.
+    """Import prompts: a line (row) holds ``{"id"?, "messages": [...], "tags"?}`` (or ``"prompt"``:
+    the text of one user message, or the messages).
 
-    All-or-nothing, in one pass (``jsonl_import``): every line is checked, and every line that
+    ``file`` (a path, an uploaded or open file) or ``stream`` (chunks) is read as ``format``
+    (``jsonl``, ``csv``, ``parquet``, ``arrow``, ``dataset``; None: from the file's name), its
+    columns named by ``columns`` (``{"prompt": "question"}``; see ``comparisons.readers``).
+    All-or-nothing, in one pass (``rows_import``): every line is checked, and every line that
     parses is also checked against the stored prompts (an ``id`` naming other messages), before
     ImportFailed reports all the errors at once (first error's line and field, up to 20 listed,
     all counted); nothing is written then, nor when the file passes 50 MB or a line passes 1 MB.
-    Re-importing a file creates nothing new; it merges tags into the existing prompts.
+    Re-importing a file creates nothing new; it merges tags into the existing prompts, and an id
+    not seen before that names a stored conversation is added to it (both ids then name it).
     Blank lines are skipped. ``default_tags`` are added to every line's prompt.
     """
     source = _clean_source(source)
     collection = _clean_collection(collection)
     default_tags = validate_tags(default_tags)
+    reader = import_reader(
+        kind="prompts",
+        stream=stream,
+        file=file,
+        format=format,
+        columns=columns,
+        split=split,
+        progress=progress,
+    )
 
     def check(records: list[tuple[int, PromptRecord]], errors: ErrorCollector) -> _PromptsPlan:
         plan = _PromptsPlan(_PromptIndex(record for _, record in records))
@@ -205,8 +260,11 @@ def prompts_import(
             plan.created += was_created
         return plan
 
-    return jsonl_import(
-        stream=stream, parse=partial(parse_prompt_line, default_tags=default_tags), check=check
+    return rows_import(
+        reader=reader,
+        parse=partial(parse_prompt_line, default_tags=default_tags),
+        check=check,
+        progress=progress,
     )
 
 
@@ -220,6 +278,10 @@ class _PromptsPlan:
 
     def save(self) -> ImportResult:
         self.index.save()
+        existing = len(self.prompts) - self.created
         return ImportResult(
-            created=self.created, existing=len(self.prompts) - self.created, prompts=self.prompts
+            created=self.created,
+            existing=existing,
+            prompts=self.prompts,
+            counts={"prompts": {"created": self.created, "existing": existing}},
         )

@@ -22,6 +22,7 @@ from export.records import ExportDataError
 from export.selectors.judgments import export_judgment_queryset
 from export.services.snapshot import export_snapshot_write
 from export.spec import export_spec_clean
+from labeling.audit import audit_record
 from labeling.errors import ApplicationError
 from labeling.models import User
 
@@ -58,6 +59,12 @@ def export_run_create(
         name=spec.name,
         filters=spec.filters,
         options=spec.options,
+    )
+    audit_record(
+        "export.create",
+        target=export_run,
+        actor=created_by,
+        changes={"format": spec.format, "aggregation": spec.aggregation, "filters": spec.filters},
     )
 
     if not enqueue:

@@ -13,12 +13,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from comparisons.forms import ModelIdsField
 from export.models import ExportRun
 from export.selectors.facts import export_estimate
 from export.selectors.runs import export_run_list
 from export.services.runs import export_run_create
 from export.spec import export_spec_clean
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, id_or_none
 from labeling.models import Queue, Rubric
 from model_runner.models import Generator
 
@@ -37,13 +38,13 @@ class ExportCreateForm(forms.Form):
         choices=[c for c in ExportRun.Aggregation.choices if c[0] != ExportRun.Aggregation.ADJUDICATED],
         initial=ExportRun.Aggregation.RAW,
     )
-    queues = forms.ModelMultipleChoiceField(
+    queues = ModelIdsField(
         queryset=Queue.objects.order_by("name"), required=False, help_text="Leave empty for every queue."
     )
-    rubric_versions = forms.ModelMultipleChoiceField(
+    rubric_versions = ModelIdsField(
         queryset=Rubric.objects.order_by("name", "version"), required=False, label="Rubric versions"
     )
-    generators = forms.ModelMultipleChoiceField(
+    generators = ModelIdsField(
         queryset=Generator.objects.order_by("name"),
         required=False,
         help_text="Keep comparisons whose every response came from these.",
@@ -152,7 +153,8 @@ def export_page(request: HttpRequest) -> HttpResponse:
 
 
 def _run_id(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    """The run to highlight: an id in ASCII digits, else none ("?run=²" is no 500)."""
+    return id_or_none(value, ExportRun._meta.get_field("id"))
 
 
 @login_required

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from labeling import selectors, services
 from labeling.models import Judgment
+from labeling.throttles import NextRateThrottle
 
 
 class ResponseSerializer(serializers.Serializer):
@@ -37,7 +38,10 @@ class QueueNextApi(APIView):
     """Lease the next item: 201 with the assignment, 204 when nothing is left for this rater.
 
     404 for a queue that does not exist or that the caller is not a member of (as on the judging
-    page); 403 with the reason for an unpassed qualification or a queue-wide content opt-out."""
+    page); 403 with the reason for an unpassed qualification or a queue-wide content opt-out;
+    429 past ``PREFLAB_NEXT_RATE`` per user (``labeling.throttles``)."""
+
+    throttle_classes = [NextRateThrottle]
 
     class InputSerializer(serializers.Serializer):
         fresh = serializers.BooleanField(
@@ -45,7 +49,15 @@ class QueueNextApi(APIView):
         )
 
     @extend_schema(
-        request=InputSerializer, responses={201: AssignmentOutputSerializer, 204: OpenApiResponse()}
+        request=InputSerializer,
+        responses={
+            201: AssignmentOutputSerializer,
+            204: OpenApiResponse(description="Nothing is left for this rater."),
+            403: OpenApiResponse(
+                description="A qualification is not passed, or the rater opted out of its content."
+            ),
+            409: OpenApiResponse(description="The rater already holds the most open items allowed."),
+        },
     )
     def post(self, request: Request, queue_id: int) -> Response:
         queue = selectors.queue_get_for_rater(rater=request.user, queue_id=queue_id)  # type: ignore[arg-type]
@@ -98,7 +110,14 @@ class AssignmentJudgmentApi(APIView):
         active_seconds = serializers.FloatField(required=False, allow_null=True, default=None)
 
     @extend_schema(
-        request=InputSerializer, responses={201: JudgmentOutputSerializer, 200: JudgmentOutputSerializer}
+        request=InputSerializer,
+        responses={
+            201: JudgmentOutputSerializer,
+            200: JudgmentOutputSerializer,
+            409: OpenApiResponse(
+                description="The item was skipped, or its lease expired and it is judged enough."
+            ),
+        },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
@@ -114,7 +133,13 @@ class AssignmentSkipApi(APIView):
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
-    @extend_schema(request=InputSerializer, responses={200: OpenApiResponse(description="Skipped")})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: OpenApiResponse(description="Skipped"),
+            409: OpenApiResponse(description="The item is already judged."),
+        },
+    )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = selectors.assignment_get_for_rater(rater=request.user, assignment_id=assignment_id)  # type: ignore[arg-type]
         data = self.InputSerializer(data=request.data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -66,7 +66,15 @@ class QueueDetailApi(APIView):
     def get(self, request: Request, queue_id: int) -> Response:
         return Response(QueueDetailSerializer(_queue_or_404(queue_id)).data)
 
-    @extend_schema(request=InputSerializer, responses={200: QueueDetailSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: QueueDetailSerializer,
+            409: OpenApiResponse(
+                description="The change does not fit the queue's state (e.g. overlap below its items' work)."
+            ),
+        },
+    )
     def patch(self, request: Request, queue_id: int) -> Response:
         queue = _queue_or_404(queue_id)
         data = self.InputSerializer(data=request.data)

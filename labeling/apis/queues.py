@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from comparisons.models import Prompt
 from comparisons.selectors import prompts_select
 from labeling import selectors, services
-from labeling.errors import ApplicationError, NotFound
+from labeling.errors import ApplicationError, NotFound, id_or_none
 from labeling.models import Queue, Rubric, User
 from labeling.permissions import IsAdminRole, IsResearcherOrAdmin
 
@@ -53,7 +53,9 @@ class QueueListCreateApi(APIView):
         tags = serializers.ListField(child=serializers.CharField(), required=False)
         collection = serializers.CharField(required=False)
         pairing = serializers.ChoiceField(choices=Queue.Pairing.choices, default="all_pairs")
-        size = serializers.IntegerField(required=False)
+        size = serializers.IntegerField(
+            required=False, help_text="2 for pairwise; 3..9 for ranking (default 4)."
+        )
         members = serializers.ListField(child=serializers.CharField(), required=False, default=list)
         lease_seconds = serializers.IntegerField(required=False, min_value=30)
         priority = serializers.IntegerField(default=0)
@@ -78,7 +80,10 @@ class QueueListCreateApi(APIView):
         queues = selectors.queue_list_for_user(user=request.user)  # type: ignore[arg-type]
         return Response(QueueOutputSerializer(queues, many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: QueueOutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: QueueOutputSerializer, 409: OpenApiResponse(description="A queue has this name.")},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -88,7 +93,8 @@ class QueueListCreateApi(APIView):
         members = _users_from(v["members"])
         qualification = None
         if v["qualification"] is not None:
-            qualification = Queue.objects.filter(pk=v["qualification"]).first()
+            pk = id_or_none(v["qualification"], Queue._meta.get_field("id"))
+            qualification = Queue.objects.filter(pk=pk).first() if pk is not None else None
             if qualification is None:
                 raise ApplicationError(f"qualification: no queue {v['qualification']}", field="qualification")
         created = services.queue_create_with_items(
@@ -116,9 +122,10 @@ def _queue_or_404(queue_id: int) -> Queue:
 
 
 def _rubric_from_ref(ref: str) -> Rubric:
+    pk = id_or_none(ref, Rubric._meta.get_field("id"))
     rubric = (
-        Rubric.objects.filter(pk=int(ref)).first()
-        if ref.isdigit()
+        Rubric.objects.filter(pk=pk).first()
+        if pk is not None
         else Rubric.objects.filter(name=ref).order_by("-version").first()
     )
     if rubric is None:
@@ -136,7 +143,8 @@ def _prompts_from(v: dict[str, Any]) -> list[Prompt]:
 
 
 def _users_from(refs: list[str]) -> list[User]:
-    ids = [int(r) for r in refs if r.isdigit()]
+    pk = User._meta.get_field("id")
+    ids = [i for i in (id_or_none(r, pk) for r in refs) if i is not None]
     users = list(User.objects.filter(Q(pk__in=ids) | Q(username__in=refs)))
     known = {str(u.pk) for u in users} | {u.username for u in users}
     missing = [r for r in refs if r not in known]

@@ -136,6 +136,7 @@ def demo_queue(*, rubric: Rubric, prompts: list[Prompt], raters: list[User]) -> 
             pairing="all_pairs",
             members=raters,
             guidelines=GUIDELINES,
+            allow_empty=True,  # with --samples 1 no pair exists yet; a later run adds them
         )
     queue_add_comparisons(queue=queue, comparisons=comparisons_build(prompts=prompts, pairing="all_pairs"))
     queue.members.add(*raters)

@@ -8,6 +8,8 @@ the two gatekeepers, ``queue_get_for_rater`` and ``assignment_get_for_rater``, w
 - ``dashboards``: the admin queue dashboards (progress, throughput, per-rater quality);
 - ``queue_admin``: how low a queue's overlap may go, users named as members (by name or group);
 - ``integrity``: every counter and invariant recomputed from the rows (``check_integrity``).
+- ``api_keys``: a user's API keys (never the key itself); ``audit``: the audit log, filtered,
+  paged and downloaded.
 """
 
 from labeling.selectors.assignments import (

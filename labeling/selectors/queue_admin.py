@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import Group
 from django.db.models import Max, Q
 
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, id_or_none
 from labeling.models import Queue, QueueItem, User
 
 
@@ -23,7 +23,8 @@ def users_by_reference(*, refs: Iterable[str | int], field: str = "members") -> 
     """Users by username or id, in the given order without repeats; unknown ones are named in one
     error on ``field``."""
     wanted = [str(r).strip() for r in refs if str(r).strip()]
-    ids = [int(r) for r in wanted if r.isdigit()]
+    pk = User._meta.get_field("id")
+    ids = [i for i in (id_or_none(r, pk) for r in wanted) if i is not None]
     found = list(User.objects.filter(Q(username__in=wanted) | Q(pk__in=ids)))
     by_name = {u.username: u for u in found}
     by_id = {str(u.pk): u for u in found}
@@ -51,7 +52,8 @@ def users_in_groups(*, refs: Iterable[str | int | Group], field: str = "groups")
             groups.append(ref)
             continue
         text = str(ref).strip()
-        query = Q(name=text) | (Q(pk=int(text)) if text.isdigit() else Q(pk__in=[]))
+        pk = id_or_none(text, Group._meta.get_field("id"))
+        query = Q(name=text) | (Q(pk=pk) if pk is not None else Q(pk__in=[]))
         group = Group.objects.filter(query).first()
         if group is None:
             missing.append(text)

@@ -6,7 +6,9 @@
 - ``judgments``: checking and recording answers (and a rater's rewrite);
 - ``queue_admin``: running a queue once it exists (the only place that changes ``Queue.status``),
   its safe settings and its members;
-- ``queues``, ``adaptive``, ``rubrics``, ``users``, ``raters``.
+- ``queues``, ``adaptive``, ``rubrics``, ``users``, ``raters``;
+- ``api_keys``: API keys made (shown once), revoked, marked used; ``audit``: the audit log's one
+  writer and the login, lockout and admin signals it records.
 
 Lock order, everywhere: rater row -> assignment row -> queue item row. Keeping one order is
 what keeps concurrent claims, submits, skips and lease expiry free of deadlocks on PostgreSQL.

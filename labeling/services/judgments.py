@@ -10,15 +10,32 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from comparisons.models import Candidate
-from labeling.errors import ApplicationError
-from labeling.models import Assignment, Criterion, Judgment, Queue, Rubric
+from labeling.errors import ApplicationError, column_check
+from labeling.models import Assignment, ContentCategory, Criterion, Judgment, Queue, Rubric
 from labeling.selectors.assignments import LABELS
+from labeling.selectors.content_warnings import CONTENT_WARNING_PREFIX
 from labeling.selectors.queues import rubric_criteria
 from labeling.services.adaptive import queue_reprioritize
 from labeling.services.assignments import HUMAN_GENERATOR_NAME, assignment_submit
 from model_runner.models import Generator
 
 # ----------------------------------------------------------------------------- judgments
+
+#: "Both are bad": a tie (preference 0) on a pair, with this flag.
+BOTH_BAD_FLAG = "both_bad"
+#: The longest texts a judgment keeps: longer ones are refused, never cut.
+MAX_RATIONALE = 20000
+MAX_REWRITE = 50000
+MAX_TEXT_ANSWER = 10000
+
+
+def judgment_flags_allowed(rubric: Rubric) -> list[str]:
+    """The flag names a judgment under ``rubric`` may carry: ``both_bad``, ``cw:<category>`` for
+    each content category (a content warning for later raters), and the keys of the rubric's
+    flag criteria."""
+    flag_keys = [c.key for c in rubric_criteria(rubric) if c.kind == Criterion.Kind.FLAG]
+    categories = [f"{CONTENT_WARNING_PREFIX}{category}" for category in ContentCategory.values]
+    return [BOTH_BAD_FLAG, *categories, *flag_keys]
 
 
 def _validate_preference(value: Any, field: str) -> int:
@@ -30,16 +47,41 @@ def _validate_preference(value: Any, field: str) -> int:
 
 
 def _validate_ranking(value: Any, labels: list[str]) -> list[list[str]]:
-    if not isinstance(value, list) or not all(isinstance(g, list) and g for g in value):
-        raise ApplicationError(
-            "ranking: must be a list of non-empty groups of labels, best first", field="ranking"
-        )
+    shape = 'ranking: must be a list of groups of labels, best first, like [["A"], ["C", "B"]]'
+    if not isinstance(value, list) or not value:
+        raise ApplicationError(shape, field="ranking")
+    for i, group in enumerate(value):
+        if not isinstance(group, list) or not group or not all(isinstance(label, str) for label in group):
+            raise ApplicationError(
+                f"ranking[{i}]: must be a non-empty list of labels ({', '.join(labels)})", field="ranking"
+            )
     flat = [label for group in value for label in group]
     if sorted(flat) != sorted(labels) or len(set(flat)) != len(flat):
         raise ApplicationError(
             f"ranking: must place each of {', '.join(labels)} exactly once", field="ranking"
         )
     return value
+
+
+def _validate_likert(value: Any, field: str, labels: list[str], *, required: bool) -> dict[str, int]:
+    """Scores 1..7 by response label. A required Likert criterion scores every response; an
+    optional one may score some of them (or, left out, none)."""
+    if not isinstance(value, dict) or set(value) - set(labels):
+        raise ApplicationError(
+            f"{field}: must map response labels ({', '.join(labels)}) to 1..7", field=field
+        )
+    for label in labels:
+        score = value.get(label)
+        if score is None:
+            if required:
+                raise ApplicationError(
+                    f"{field}.{label}: required: this Likert criterion scores every response (1..7)",
+                    field=f"{field}.{label}",
+                )
+            continue
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 7:
+            raise ApplicationError(f"{field}.{label}: must be an integer 1..7", field=f"{field}.{label}")
+    return {label: value[label] for label in labels if value.get(label) is not None}
 
 
 def _validate_criteria(rubric: Rubric, answers: Any, labels: list[str]) -> dict[str, Any]:
@@ -50,7 +92,10 @@ def _validate_criteria(rubric: Rubric, answers: Any, labels: list[str]) -> dict[
     criteria = {c.key: c for c in rubric_criteria(rubric)}
     for key in answers:
         if key not in criteria:
-            raise ApplicationError(f"criteria.{key}: not in rubric {rubric}", field=f"criteria.{key}")
+            raise ApplicationError(
+                f"criteria.{key}: not in rubric {rubric} (its criteria: {', '.join(criteria) or 'none'})",
+                field=f"criteria.{key}",
+            )
     clean: dict[str, Any] = {}
     for key, criterion in criteria.items():
         field = f"criteria.{key}"
@@ -62,14 +107,7 @@ def _validate_criteria(rubric: Rubric, answers: Any, labels: list[str]) -> dict[
         if criterion.kind == Criterion.Kind.PREFERENCE:
             clean[key] = _validate_preference(value, field)
         elif criterion.kind == Criterion.Kind.LIKERT:
-            if not isinstance(value, dict) or set(value) - set(labels):
-                raise ApplicationError(f"{field}: must map response labels to 1..7", field=field)
-            for label, score in value.items():
-                if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 7:
-                    raise ApplicationError(
-                        f"{field}.{label}: must be an integer 1..7", field=f"{field}.{label}"
-                    )
-            clean[key] = value
+            clean[key] = _validate_likert(value, field, labels, required=criterion.required)
         elif criterion.kind == Criterion.Kind.FLAG:
             if not isinstance(value, bool):
                 raise ApplicationError(f"{field}: must be true or false", field=field)
@@ -77,8 +115,39 @@ def _validate_criteria(rubric: Rubric, answers: Any, labels: list[str]) -> dict[
         else:
             if not isinstance(value, str):
                 raise ApplicationError(f"{field}: must be text", field=field)
-            clean[key] = value[:10000]
+            clean[key] = _text(value, field, MAX_TEXT_ANSWER)
     return clean
+
+
+def _validate_flags(flags: Any, *, rubric: Rubric, preference: int | None) -> list[str]:
+    """The flags, each one of ``judgment_flags_allowed``, sorted without repeats; ``both_bad``
+    only with a tie on a pair."""
+    if flags is None:
+        return []
+    if not isinstance(flags, list) or not all(isinstance(f, str) and f for f in flags):
+        raise ApplicationError("flags: must be a list of flag names", field="flags")
+    if not flags:
+        return []
+    allowed = judgment_flags_allowed(rubric)  # the criteria are cached once the rubric is frozen
+    for i, flag in enumerate(flags):
+        if flag not in allowed:
+            shown = flag if len(flag) <= 40 else flag[:40] + "..."
+            raise ApplicationError(
+                f"flags[{i}]: unknown flag {shown!r} (allowed: {', '.join(allowed)})", field=f"flags[{i}]"
+            )
+    if BOTH_BAD_FLAG in flags and preference != 0:
+        raise ApplicationError(
+            f"flags: {BOTH_BAD_FLAG} goes with a tie on a pair (preference 0)", field="flags"
+        )
+    return sorted(set(flags))
+
+
+def _text(value: Any, field: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise ApplicationError(f"{field}: must be text", field=field)
+    if len(value) > limit:
+        raise ApplicationError(f"{field}: at most {limit} characters (this has {len(value)})", field=field)
+    return column_check(Judgment._meta.get_field("rationale"), value, name=field)
 
 
 def judgment_submit(
@@ -119,12 +188,10 @@ def judgment_submit(
         ranking = _validate_ranking(ranking, labels)
         preference = None
     clean_criteria = _validate_criteria(queue.rubric, criteria, labels)
-    if flags is None:
-        flags = []
-    if not isinstance(flags, list) or not all(isinstance(f, str) and f for f in flags):
-        raise ApplicationError("flags: must be a list of flag names", field="flags")
-    if active_seconds is not None and (not isinstance(active_seconds, int | float) or active_seconds < 0):
-        raise ApplicationError("active_seconds: must be a non-negative number", field="active_seconds")
+    clean_flags = _validate_flags(flags, rubric=queue.rubric, preference=preference)
+    rationale = _text(rationale or "", "rationale", MAX_RATIONALE)
+    rewrite = _text(rewrite or "", "rewrite", MAX_REWRITE)
+    active_seconds = column_check(Judgment._meta.get_field("active_seconds"), active_seconds, low=0)
 
     judgment = Judgment(
         assignment=assignment,
@@ -132,9 +199,9 @@ def judgment_submit(
         preference=preference,
         ranking=ranking,
         criteria=clean_criteria,
-        flags=sorted(set(flags)),
-        rationale=(rationale or "")[:20000],
-        rewrite=(rewrite or "")[:50000],
+        flags=clean_flags,
+        rationale=rationale,
+        rewrite=rewrite,
         active_seconds=active_seconds,
     )
     try:

@@ -18,7 +18,8 @@ from typing import Any
 
 from django.db import transaction
 
-from labeling.errors import ApplicationError, Conflict
+from labeling.audit import audit_changes, audit_record
+from labeling.errors import ApplicationError, Conflict, column_check
 from labeling.models import ContentCategory, Queue, QueueItem, User
 from labeling.selectors.queue_admin import queue_overlap_floor
 
@@ -65,6 +66,7 @@ def queue_set_status(*, queue: Queue, status: str) -> Queue:
                     + (" (reopen it first: make it active)" if locked.status == Queue.Status.CLOSED else ""),
                     field="status",
                 )
+            audit_record("queue.status", target=locked, changes={"status": [locked.status, status]})
             locked.status = status
             locked.save(update_fields=["status"])
     queue.status = locked.status
@@ -80,9 +82,13 @@ def queue_update_settings(*, queue: Queue, **changes: Any) -> Queue:
       claims compare with the overlap as stored when their statement runs (``current_overlap``,
       ``statements.claim_pick_item``): a claim either waits for this change or sees it, and skips
       the locked items meanwhile, so no item goes past the new overlap.
-    - ``lease_seconds`` (30 or more) applies to leases made from now on; leases held keep theirs.
-    - ``max_open_leases`` (1..50), ``priority``, ``guidelines``, ``content_warning`` (at most 200
-      characters) and ``content_warning_category`` (a category or empty) apply to the next claim.
+    - ``lease_seconds`` (30 to 2147483647) applies to leases made from now on; leases held keep
+      theirs.
+    - ``max_open_leases`` (1..50), ``priority`` (a 32-bit integer), ``guidelines``,
+      ``content_warning`` (at most 200 characters) and ``content_warning_category`` (a category or
+      empty) apply to the next claim.
+
+    Each value is checked by ``queue_setting_clean``.
     """
     unknown = sorted(set(changes) - set(QUEUE_EDITABLE_SETTINGS))
     if unknown:
@@ -90,7 +96,7 @@ def queue_update_settings(*, queue: Queue, **changes: Any) -> Queue:
             f"{unknown[0]}: cannot be changed here (changeable: {', '.join(QUEUE_EDITABLE_SETTINGS)})",
             field=unknown[0],
         )
-    clean = {key: _clean_setting(key, value) for key, value in changes.items()}
+    clean = {key: queue_setting_clean(key, value) for key, value in changes.items()}
     if not clean:
         return queue
     with transaction.atomic():
@@ -109,6 +115,9 @@ def queue_update_settings(*, queue: Queue, **changes: Any) -> Queue:
                     f"overlap: cannot go below {floor}: an item already has {floor} leases and judgments",
                     field="overlap",
                 )
+        changed = audit_changes({key: getattr(locked, key) for key in clean}, clean)
+        if changed:
+            audit_record("queue.update", target=locked, changes=changed)
         for key, value in clean.items():
             setattr(locked, key, value)
         locked.save(update_fields=list(clean))
@@ -117,38 +126,52 @@ def queue_update_settings(*, queue: Queue, **changes: Any) -> Queue:
     return queue
 
 
-def _clean_setting(key: str, value: Any) -> Any:
-    if key in {"overlap", "lease_seconds", "max_open_leases", "priority"}:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ApplicationError(f"{key}: must be a whole number", field=key)
-        low, high = {
-            "overlap": (1, MAX_OVERLAP),
-            "lease_seconds": (MIN_LEASE_SECONDS, None),
-            "max_open_leases": (1, MAX_OPEN_LEASES),
-            "priority": (-(2**31), 2**31 - 1),
-        }[key]
-        if value < low or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"{low} or more"
-            raise ApplicationError(f"{key}: must be {bounds}", field=key)
-        return value
+#: The settings' own bounds, within their columns' (``column_check`` adds the column's range).
+SETTING_BOUNDS: dict[str, tuple[int | None, int | None]] = {
+    "overlap": (1, MAX_OVERLAP),
+    "lease_seconds": (MIN_LEASE_SECONDS, None),
+    "max_open_leases": (1, MAX_OPEN_LEASES),
+    "priority": (None, None),
+}
+
+
+def queue_setting_clean(key: str, value: Any) -> Any:
+    """One queue setting, checked as it is stored: the same rule when a queue is created
+    (``queue_create_with_items``) and changed (``queue_update_settings``).
+
+    Numbers must be whole and within their own bounds and their column's range (``lease_seconds``
+    from 30 up to the column's 2147483647, ``priority`` within its column); texts must fit their
+    column (``content_warning`` at most 200 characters) and are stripped; ``content_warning_category``
+    is empty or a category. Raises ApplicationError naming the setting and the limit.
+    """
+    field = Queue._meta.get_field(key)
+    if key in SETTING_BOUNDS:
+        low, high = SETTING_BOUNDS[key]
+        return column_check(field, value, low=low, high=high)
     if not isinstance(value, str):
         raise ApplicationError(f"{key}: must be text", field=key)
-    if key == "content_warning" and len(value.strip()) > CONTENT_WARNING_MAX_LENGTH:
-        raise ApplicationError(
-            f"content_warning: at most {CONTENT_WARNING_MAX_LENGTH} characters", field="content_warning"
-        )
+    value = column_check(field, value.strip())
     if key == "content_warning_category" and value not in ("", *ContentCategory.values):
         raise ApplicationError(
             f"content_warning_category: must be empty or one of {', '.join(ContentCategory.values)}",
             field="content_warning_category",
         )
-    return value.strip()
+    return value
 
 
 def queue_set_members(*, queue: Queue, users: Iterable[User]) -> Queue:
     """Make exactly these users the queue's members. Someone removed gets nothing new from the
     queue; an item they hold stays theirs until they submit it or the lease expires."""
-    queue.members.set(list({user.pk: user for user in users}.values()))
+    chosen = list({user.pk: user for user in users}.values())
+    before = set(queue.members.values_list("username", flat=True))
+    after = {user.username for user in chosen}
+    if before != after:
+        audit_record(
+            "queue.members",
+            target=queue,
+            changes={"added": sorted(after - before), "removed": sorted(before - after)},
+        )
+    queue.members.set(chosen)
     return queue
 
 

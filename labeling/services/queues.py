@@ -8,14 +8,14 @@ in the order a greedy pick makes (most items left first, never the prompt of the
 before): the fewest back-to-back items possible. Items added later are spread over the rounds of
 the items not handed out yet (each after that round's items), then get rounds of their own, so
 they interleave with what is left. Adaptive queues order their items themselves
-(``queue_reprioritize``); ``interleave=False`` keeps priority 0 and the build order.
+(``queue_reprioritize``); ``interleave=False`` keeps priority 0 and the build order. The order
+itself is computed by ``labeling.services.interleave``.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +25,12 @@ from comparisons.dedupe import dedupe_clean
 from comparisons.importing import shown_value
 from comparisons.models import Comparison, Prompt
 from comparisons.services import LeftOut, comparisons_build
-from labeling.errors import ApplicationError
+from labeling.audit import audit_record
+from labeling.errors import ApplicationError, column_check, id_or_none
 from labeling.models import Queue, QueueItem, Rubric, User
 from labeling.services.adaptive import queue_reprioritize
+from labeling.services.interleave import interleave_plan
+from labeling.services.queue_admin import queue_setting_clean
 
 # --------------------------------------------------------------------------------- queues
 
@@ -99,17 +102,32 @@ def queue_create_with_items(
     dedupe: str = "exact",
     similarity: float | None = None,
     interleave: bool = True,
+    allow_empty: bool = False,
 ) -> QueueCreated:
     """Create a queue and its items from the prompts' candidates, all or nothing.
 
     Items are built as ``queue_add_prompts`` builds them (``dedupe``, ``similarity``,
-    ``interleave``); the result says how many were added and what dedupe left out. Raises
-    ApplicationError naming the field of a bad setting, with nothing written.
+    ``interleave``); the result says how many were added and what dedupe left out. A pairwise
+    queue compares 2 responses, a ranking queue ``size`` 3..9 (default 4). Every setting is
+    checked against its column (``labeling.errors.column_check``) and the rules of
+    ``queue_setting_clean``. Raises ApplicationError naming the field of a bad setting, and
+    naming ``prompts`` when no item could be built from them; nothing is written then.
+    ``allow_empty`` is for the demo only, whose queue may come before its prompts have two
+    responses each (``manage.py demo --samples 1``) and gets its pairs on a later run.
     """
     if kind not in (Queue.Kind.PAIRWISE, Queue.Kind.RANKING):
         raise ApplicationError("kind: must be pairwise or ranking", field="kind")
-    if not 1 <= overlap <= 50:
-        raise ApplicationError("overlap: must be between 1 and 50", field="overlap")
+    if not isinstance(name, str) or not name.strip():
+        raise ApplicationError("name: required", field="name")
+    name = column_check(Queue._meta.get_field("name"), name)
+    overlap, max_open_leases, priority = (
+        queue_setting_clean(key, value)
+        for key, value in (("overlap", overlap), ("max_open_leases", max_open_leases), ("priority", priority))
+    )
+    if lease_seconds is not None:
+        lease_seconds = queue_setting_clean("lease_seconds", lease_seconds)
+    guidelines = queue_setting_clean("guidelines", guidelines)
+    content_warning = queue_setting_clean("content_warning", content_warning)
     if Queue.objects.filter(name=name).exists():
         raise ApplicationError(
             f"name: a queue named {shown_value(name)} exists", field="name", status_code=409
@@ -117,15 +135,29 @@ def queue_create_with_items(
     size = size or (2 if kind == Queue.Kind.PAIRWISE else 4)
     if kind == Queue.Kind.PAIRWISE and size != 2:
         raise ApplicationError("size: a pairwise queue compares 2 responses", field="size")
-    if not 2 <= size <= 9:
-        raise ApplicationError("size: must be between 2 and 9", field="size")
+    if kind == Queue.Kind.RANKING and (
+        isinstance(size, bool) or not isinstance(size, int) or not 3 <= size <= 9
+    ):
+        raise ApplicationError(
+            "size: a ranking queue ranks 3 to 9 responses (2 make a pair: use a pairwise queue)", field="size"
+        )
     if pairing not in Queue.Pairing.values:
         raise ApplicationError(f"pairing: must be one of {', '.join(Queue.Pairing.values)}", field="pairing")
     if pairing == Queue.Pairing.ADAPTIVE and kind != Queue.Kind.PAIRWISE:
         raise ApplicationError("pairing: adaptive pairing is for pairwise queues", field="pairing")
-    if not 0.0 <= gold_rate <= 1.0:
-        raise ApplicationError("gold_rate: must be between 0 and 1", field="gold_rate")
+    if skip_policy not in Queue.SkipPolicy.values:
+        raise ApplicationError(
+            f"skip_policy: must be one of {', '.join(Queue.SkipPolicy.values)}", field="skip_policy"
+        )
+    gold_rate = column_check(Queue._meta.get_field("gold_rate"), gold_rate, low=0.0, high=1.0)
+    qualification_min_items = column_check(
+        Queue._meta.get_field("qualification_min_items"), qualification_min_items, low=1
+    )
+    qualification_min_accuracy = column_check(
+        Queue._meta.get_field("qualification_min_accuracy"), qualification_min_accuracy, low=0.0, high=1.0
+    )
     similarity = dedupe_clean(dedupe, similarity)
+    prompts = list(prompts)
     with transaction.atomic():
         queue = Queue.objects.create(
             name=name,
@@ -148,6 +180,9 @@ def queue_create_with_items(
             interleave=interleave,
         )
         queue.members.add(*members)
+        audit_record(
+            "queue.create", target=queue, changes={"kind": kind, "rubric": str(rubric), "overlap": overlap}
+        )
         items = queue_add_prompts(
             queue=queue,
             prompts=prompts,
@@ -157,7 +192,29 @@ def queue_create_with_items(
             similarity=similarity,
             interleave=interleave,
         )
+        if not items.added and not allow_empty:
+            raise ApplicationError(
+                _nothing_built(prompts=len(prompts), size=size, pairing=pairing, left_out=items.left_out),
+                field="prompts",
+            )
     return QueueCreated(queue=queue, items=items)
+
+
+def _nothing_built(*, prompts: int, size: int, pairing: str, left_out: LeftOut) -> str:
+    """Why a new queue would have no item, and what to do about it."""
+    if not prompts:
+        return "prompts: no prompts chosen, so no item could be built"
+    across = " from different generators" if pairing == Queue.Pairing.CROSS_GENERATOR else ""
+    repeats = (
+        f"; {left_out.prompts} of them have enough responses, but too few different texts"
+        if left_out.prompts
+        else ""
+    )
+    return (
+        f"prompts: no item could be built: each item needs {size} different responses to one prompt"
+        f"{across}, and none of the {prompts} prompt(s) chosen has that many{repeats}. Generate or "
+        "import responses first, then create the queue."
+    )
 
 
 def queue_add_prompts(
@@ -206,35 +263,54 @@ def queue_add_gold(*, queue: Queue, gold: list[dict[str, Any]]) -> int:
     Answers are in the comparison's stored order: ``preference`` < 0 means position 0 is better;
     ``ranking`` lists groups of positions, best first. All or nothing.
     """
+    pk = Comparison._meta.get_field("id")
     with transaction.atomic():
-        comparisons = {c.pk: c for c in Comparison.objects.filter(pk__in=[g["comparison"] for g in gold])}
+        wanted = [id_or_none(g.get("comparison"), pk) for g in gold]
+        comparisons = {
+            c.pk: c for c in Comparison.objects.filter(pk__in=[w for w in wanted if w is not None])
+        }
         for i, entry in enumerate(gold):
-            comparison = comparisons.get(entry["comparison"])
+            found = wanted[i]
+            comparison = comparisons.get(found) if found is not None else None
             if comparison is None:
                 raise ApplicationError(
-                    f"items[{i}].comparison: no comparison {entry['comparison']}",
+                    f"items[{i}].comparison: no comparison {shown_value(entry.get('comparison'))}",
                     field=f"items[{i}].comparison",
                 )
             if comparison.size == 2:
-                if entry.get("preference") is None:
+                preference = entry.get("preference")
+                if preference is None:
                     raise ApplicationError(
                         f"items[{i}].preference: required for a pair", field=f"items[{i}].preference"
                     )
-                answer: dict[str, Any] = {"preference": entry["preference"]}
+                if (
+                    isinstance(preference, bool)
+                    or not isinstance(preference, int)
+                    or not -3 <= preference <= 3
+                ):
+                    raise ApplicationError(
+                        f"items[{i}].preference: must be an integer from -3 to 3",
+                        field=f"items[{i}].preference",
+                    )
+                answer: dict[str, Any] = {"preference": preference}
             else:
                 ranking = entry.get("ranking")
-                flat = (
-                    sorted(p for group in ranking or [] for p in group) if isinstance(ranking, list) else None
+                well_formed = isinstance(ranking, list) and all(
+                    isinstance(group, list) and group and all(type(p) is int for p in group)
+                    for group in ranking
                 )
+                flat = sorted(p for group in ranking or [] for p in group) if well_formed else None
                 if flat != list(range(comparison.size)):
                     raise ApplicationError(
-                        f"items[{i}].ranking: must place positions 0..{comparison.size - 1} once each",
+                        f"items[{i}].ranking: must place positions 0..{comparison.size - 1} once each, "
+                        "as groups best first, like [[0], [2, 1]]",
                         field=f"items[{i}].ranking",
                     )
                 answer = {"ranking": ranking}
             QueueItem.objects.update_or_create(
                 queue=queue, comparison=comparison, defaults={"is_gold": True, "gold_answer": answer}
             )
+    audit_record("queue.gold", target=queue, changes={"gold_items": len(gold)})
     return queue.items.filter(is_gold=True).count()
 
 
@@ -264,88 +340,12 @@ def queue_add_comparisons(*, queue: Queue, comparisons: Iterable[Comparison], in
             for _, prompt_id, priority, is_gold, retired, claimed in rows:
                 if not (is_gold or retired or claimed >= queue.overlap):  # what claims still hand out
                     rounds[-priority].append(prompt_id)
-            plan = _interleave([c.prompt_id for c in new], rounds)
+            plan = interleave_plan([c.prompt_id for c in new], rounds)
             items = [QueueItem(queue=queue, comparison=new[i], priority=-round_) for i, round_ in plan]
         else:
             items = [QueueItem(queue=queue, comparison=c) for c in new]
         # ignore_conflicts: a concurrent add of the same comparison keeps the first item.
         QueueItem.objects.bulk_create(items, ignore_conflicts=True)
-        return queue.items.count() - len(rows)
-
-
-def _interleave(prompts: Sequence[int], rounds: dict[int, list[int]]) -> list[tuple[int, int]]:
-    """Creation order and round for new items, given the prompt of each (in build order) and the
-    prompts of the queue's open items by round (round = -priority; in claim order within one).
-
-    Returns ``(index into prompts, round)`` pairs in creation order. The claim order is by round,
-    then id, so new items can join the order only after the last open item of a round (or before
-    the first one, when rounds before it are free). The order is built greedily, as the classic
-    rule for "no two alike in a row" does: next comes the prompt with the most items left, open
-    and new together, that is not the prompt just before; the next open item goes first when it
-    has at least as many. After the last open item, each new item gets a round of its own, which
-    leaves a place after every item for items added later. For a new queue this gives the fewest
-    back-to-back items possible. A prompt's items keep their build order. O((n + m) log p) for
-    n new items of p prompts and m open items.
-    """
-    pending: dict[int, deque[int]] = {}
-    for index, prompt in enumerate(prompts):
-        pending.setdefault(prompt, deque()).append(index)
-    ordered = sorted(rounds)
-    left = Counter(prompts) + Counter(p for items in rounds.values() for p in items)  # open and new
-    first_seen = {prompt: n for n, prompt in enumerate(pending)}
-    # Prompts with new items, most items left first: entries go stale when ``left`` changes.
-    heap = [(-left[p], first_seen[p], p) for p in pending]
-    heapq.heapify(heap)
-    plan: list[tuple[int, int]] = []
-    before: int | None = None  # the prompt of the last item in claim order so far
-
-    def best_new() -> int | None:
-        """The prompt with new items and the most items left that is not ``before``."""
-        skipped, found = [], None
-        while heap:
-            count, n, prompt = heapq.heappop(heap)
-            if prompt not in pending or -count != left[prompt]:
-                continue  # stale
-            skipped.append((count, n, prompt))
-            if prompt != before:
-                found = prompt
-                break
-        for entry in skipped:
-            heapq.heappush(heap, entry)
-        return found
-
-    def emit(prompt: int, round_: int) -> None:
-        nonlocal before
-        plan.append((pending[prompt].popleft(), round_))
-        if not pending[prompt]:
-            del pending[prompt]
-        left[prompt] -= 1
-        heapq.heappush(heap, (-left[prompt], first_seen[prompt], prompt))
-        before = prompt
-
-    def place(round_: int, following: int) -> None:
-        """New items after the open items of ``round_``, until ``following`` (the prompt of the next
-        open item) should come."""
-        while (prompt := best_new()) is not None:
-            if following != before and left[following] >= left[prompt]:
-                return
-            emit(prompt, round_)
-
-    if ordered and ordered[0] >= 1:  # round ordered[0] - 1 comes before every open item
-        place(ordered[0] - 1, rounds[ordered[0]][0])
-    for position, round_ in enumerate(ordered):
-        for prompt in rounds[round_]:
-            left[prompt] -= 1
-            if prompt in pending:
-                heapq.heappush(heap, (-left[prompt], first_seen[prompt], prompt))
-            before = prompt
-        # Rounds ahead of 0 hold items put ahead of everything: nothing joins them. After the last
-        # open round, the new items left get rounds of their own (below).
-        if round_ >= 0 and position + 1 < len(ordered):
-            place(round_, rounds[ordered[position + 1]][0])
-    tail = max(ordered[-1] + 1, 0) if ordered else 0
-    while pending:
-        pick = best_new()
-        emit(next(iter(pending)) if pick is None else pick, tail)  # None: back to back it is
-        tail += 1
-    return plan
+        added = queue.items.count() - len(rows)
+        audit_record("queue.items_add", target=queue, changes={"added": added})
+        return added

@@ -16,10 +16,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Model
-from rest_framework.authtoken.models import Token
 
 from comparisons.models import Comparison, Prompt
-from labeling.models import Assignment, Judgment, Queue, QueueItem, Rubric
+from labeling.models import ApiKey, Assignment, Judgment, Queue, QueueItem, Rubric
 from labeling.sql.hydrate import column, hydrate_row, insert_columns, quote, run, select_list, table
 
 
@@ -78,19 +77,20 @@ def _is_postgresql() -> bool:
 # --------------------------------------------------------------------------- reads
 
 
-@statement(hydrates=(Token, get_user_model()))
-def token_with_user() -> str:
-    """The API token with its user, by key: every token-authenticated request.
+@statement(hydrates=(ApiKey, get_user_model()))
+def api_key_with_user() -> str:
+    """The API key with its user, by the digest of the key sent: every key-authenticated request.
+    Expiry and the user's state are checked on the row (so each refusal says why).
 
-    SELECT <columns of "authtoken_token", "labeling_user"> FROM "authtoken_token"
-    INNER JOIN "labeling_user" ON "labeling_user"."id" = "authtoken_token"."user_id"
-    WHERE "authtoken_token"."key" = %(key)s
+    SELECT <columns of "labeling_apikey", "labeling_user"> FROM "labeling_apikey"
+    INNER JOIN "labeling_user" ON "labeling_user"."id" = "labeling_apikey"."user_id"
+    WHERE "labeling_apikey"."digest" = %(digest)s
     """
     user = get_user_model()
     return (
-        f"SELECT {select_list(Token, user)} FROM {table(Token)}"  # noqa: S608
-        f" INNER JOIN {table(user)} ON {column(user, 'id')} = {column(Token, 'user_id')}"
-        f" WHERE {column(Token, 'key')} = %(key)s"
+        f"SELECT {select_list(ApiKey, user)} FROM {table(ApiKey)}"  # noqa: S608
+        f" INNER JOIN {table(user)} ON {column(user, 'id')} = {column(ApiKey, 'user_id')}"
+        f" WHERE {column(ApiKey, 'digest')} = %(digest)s"
     )
 
 
@@ -322,7 +322,7 @@ def pg_judgment_record() -> str:
 
 #: Every statement, for the tests that check them.
 ALL: tuple[Statement, ...] = (
-    token_with_user,
+    api_key_with_user,
     queue_for_member,
     assignment_for_rater,
     claim_lock_rater,

@@ -6,6 +6,7 @@ module only turns form fields into its arguments and a stored answer back into f
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from labeling import selectors, services
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, decimal_int
 from labeling.models import Assignment, ContentCategory, Criterion, Judgment, Queue, User
 from labeling.templatetags.preflab import word_diff
 
@@ -27,7 +28,7 @@ SCALE = [
     (3, "B is much better"),
 ]
 #: "Both are bad" is stored as a tie (preference 0) plus this judgment flag.
-BOTH_BAD_FLAG = "both_bad"
+BOTH_BAD_FLAG = services.judgments.BOTH_BAD_FLAG
 #: Keys the page uses itself (C copy overall, P as typed, ...); flag criteria get letters from the rest.
 RESERVED_KEYS = set("BCDGPRSUVW")
 #: "(1 = terrible, 7 = excellent)" in a Likert criterion's question or help text names its ends.
@@ -41,13 +42,10 @@ def _criteria_answers(post: Any, criteria: list[Criterion], labels: list[str]) -
     for c in criteria:
         name = f"criterion-{c.key}"
         if c.kind == Criterion.Kind.PREFERENCE:
-            raw = post.get(name, "")
-            answers[c.key] = int(raw) if raw.lstrip("-").isdigit() else None
+            answers[c.key] = decimal_int(post.get(name, ""))
         elif c.kind == Criterion.Kind.LIKERT:
-            scores = {
-                lab: int(post[f"{name}-{lab}"]) for lab in labels if post.get(f"{name}-{lab}", "").isdigit()
-            }
-            answers[c.key] = scores or None
+            scores = {lab: decimal_int(post.get(f"{name}-{lab}", "")) for lab in labels}
+            answers[c.key] = {lab: score for lab, score in scores.items() if score is not None} or None
         elif c.kind == Criterion.Kind.FLAG:
             answers[c.key] = post.get(name) == "on"
         else:
@@ -84,11 +82,12 @@ def ranking_to_text(ranking: list[list[str]] | None) -> str:
 
 
 def float_or_none(raw: str) -> float | None:
+    """A non-negative finite number, else None ("inf" and "nan" are no time spent)."""
     try:
         value = float(raw)
     except (TypeError, ValueError):
         return None
-    return value if value >= 0 else None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def submission_notice(post: Any, judgment: Judgment, created: bool, labels: list[str]) -> tuple[str, bool]:
@@ -144,8 +143,8 @@ def submit_from_form(
     preference: int | None = None
     if raw_pref == "bad":
         preference, flags = 0, [BOTH_BAD_FLAG]
-    elif raw_pref.lstrip("-").isdigit():
-        preference = int(raw_pref)
+    else:
+        preference = decimal_int(raw_pref)
     warn = post.get("warn_category", "")
     if warn:
         if warn not in ContentCategory.values:

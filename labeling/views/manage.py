@@ -204,16 +204,11 @@ def manage_queue_new(request: HttpRequest) -> HttpResponse:
             except ApplicationError as exc:
                 form.add_service_error(exc.field, exc.message)
             else:
+                # A queue no item could be built for is refused by the service (``prompts``).
                 queue, items, left_out = created.queue, created.items.added, created.items.left_out
                 messages.success(request, f"Queue '{queue.name}' created with {items} items.")
                 if left_out.pairs or left_out.duplicates or left_out.prompts:
                     messages.info(request, left_out_text(left_out))
-                if not items:
-                    messages.warning(
-                        request,
-                        "No item could be built: the chosen prompts have too few candidates each. "
-                        "Generate or import responses, then add the prompts again (POST /api/v1/queues/{id}/items/).",
-                    )
                 return redirect("manage-queue", queue_id=queue.pk)
         status = 400
     return render(request, "labeling/manage_queue_new.html", {"form": form}, status=status)

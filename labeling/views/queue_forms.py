@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import Group
 
-from comparisons.forms import PromptChoiceForm
+from comparisons.forms import ModelIdsField, PromptChoiceForm
 from labeling import services
 from labeling.models import ContentCategory, Queue, Rubric, User
 from labeling.selectors.queue_admin import queue_overlap_floor, users_by_reference, users_in_groups
@@ -66,7 +66,7 @@ class QueueCreateForm(PromptChoiceForm):
         max_value=9,
         help_text="Responses per ranking task (K); pairs are always 2.",
     )
-    members = forms.ModelMultipleChoiceField(
+    members = ModelIdsField(
         queryset=User.objects.filter(role=User.Role.RATER, is_active=True).order_by("username"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -191,7 +191,7 @@ class QueueMembersForm(ServiceErrorsMixin, forms.Form):
         help_text="Separated by commas, spaces or new lines. The queue's members become exactly these, "
         "plus the groups' users.",
     )
-    groups = forms.ModelMultipleChoiceField(
+    groups = ModelIdsField(
         label="Add everyone in these groups",
         queryset=Group.objects.order_by("name"),
         required=False,

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from labeling import selectors, services
 from labeling.errors import ApplicationError
 from labeling.models import Assignment, ContentCategory, Queue, User
+from labeling.throttles import next_wait, wait_message
 from labeling.views.judging_form import (
     judging_context,
     submission_notice,
@@ -78,13 +79,21 @@ def rate_queue(request: HttpRequest, queue_id: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     queue = selectors.queue_get_for_rater(rater=user, queue_id=queue_id)
     try:
-        assignment = services.assignment_claim_next(rater=user, queue=queue)
+        assignment = _claim_next(user, queue)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("rate-home")
     if assignment is None:
         return render(request, "labeling/rate_done.html", {"queue": queue})
     return redirect("rate-assignment", assignment_id=assignment.pk)
+
+
+def _claim_next(user: User, queue: Queue) -> Assignment | None:
+    """The next item, behind the same per-user rate as the API's ``next/`` (``labeling.throttles``)."""
+    wait = next_wait(user)
+    if wait is not None:
+        raise ApplicationError(wait_message(wait, "You are asking for items very fast"), status_code=429)
+    return services.assignment_claim_next(rater=user, queue=queue)
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -95,7 +104,7 @@ def _render_next(request: HttpRequest, queue: Queue, notice: str, *, warning: bo
     """htmx: the next item's workbench (or the "all done" panel), pushed to the address bar."""
     user: User = request.user  # type: ignore[assignment]
     try:
-        assignment = services.assignment_claim_next(rater=user, queue=queue)
+        assignment = _claim_next(user, queue)
     except ApplicationError as exc:
         response = render(request, "labeling/_workbench_done.html", {"queue": queue, "notice": exc.message})
         response["HX-Push-Url"] = reverse("rate-home")

@@ -7,6 +7,7 @@ with it). The heavy backends live next to it and are imported only inside the wo
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ SAMPLING_DEFAULTS: dict[str, Any] = {
 
 #: The most new tokens one sample may ask for (guards a typo such as 1e9 from tying up a GPU).
 MAX_NEW_TOKENS_LIMIT = 32768
+#: Whole-number settings (top_k, seed) fit a signed 64-bit integer, as every consumer takes them.
+MAX_INTEGER = 2**63 - 1
 
 
 class BackendError(Exception):
@@ -47,11 +50,18 @@ class SamplingError(ValueError):
 def _number(key: str, value: Any, *, integer: bool = False) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SamplingError(key, f"must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SamplingError(key, "must be a finite number")
     if integer:
         if isinstance(value, float) and not value.is_integer():
             raise SamplingError(key, f"must be a whole number, got {value!r}")
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise SamplingError(key, f"must be at most {MAX_INTEGER} in size")
         return int(value)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int past the largest float
+        raise SamplingError(key, "is too large a number")
 
 
 def sampling_validate(values: Mapping[str, Any] | None) -> dict[str, Any]:

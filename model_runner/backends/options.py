@@ -7,13 +7,14 @@ A typo is an error that lists the known keys, never an option silently ignored.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|(cuda|xpu)(:\d+)?)$")
+DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|(cuda|xpu)(:[0-9]+)?)")
 
 
 class OptionsError(ValueError):
@@ -26,14 +27,34 @@ class OptionsError(ValueError):
 
 
 Check = Callable[[str, Any], Any]
+#: Whole-number options go to C APIs (thread counts, batch sizes): at most a signed 32-bit integer.
+MAX_INTEGER = 2**31 - 1
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past the largest float
+        return False
+
+
+def _whole(value: int | float) -> bool:
+    return isinstance(value, int) or (math.isfinite(value) and value.is_integer())
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _integer(minimum: int) -> Check:
     def check(key: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
-            raise OptionsError(key, f"must be a whole number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _whole(value):
+            raise OptionsError(key, f"must be a whole number, got {_shown(value)}")
         if value < minimum:
-            raise OptionsError(key, f"must be at least {minimum}, got {value!r}")
+            raise OptionsError(key, f"must be at least {minimum}, got {_shown(value)}")
+        if value > MAX_INTEGER:
+            raise OptionsError(key, f"must be at most {MAX_INTEGER}, got {_shown(value)}")
         return int(value)
 
     return check
@@ -41,8 +62,8 @@ def _integer(minimum: int) -> Check:
 
 def _number(minimum: float, *, above: bool = False) -> Check:
     def check(key: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise OptionsError(key, f"must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+            raise OptionsError(key, f"must be a finite number, got {_shown(value)}")
         if value < minimum or (above and value == minimum):
             raise OptionsError(
                 key, f"must be {'more than' if above else 'at least'} {minimum:g}, got {value!r}"
@@ -68,7 +89,7 @@ def _choice(choices: tuple[str, ...]) -> Check:
 
 
 def _device(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not DEVICE_PATTERN.match(value):
+    if not isinstance(value, str) or not DEVICE_PATTERN.fullmatch(value):
         raise OptionsError(key, f"must be auto, cpu, cuda, cuda:N, mps or xpu; got {value!r}")
     return value
 

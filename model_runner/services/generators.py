@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from labeling.errors import ApplicationError, Conflict
+from labeling.audit import audit_changes, audit_record
+from labeling.errors import ApplicationError, Conflict, column_check
 from model_runner.backends.base import SamplingError, sampling_validate
 from model_runner.backends.endpoints import EndpointError, api_key_env_check, endpoint_url_check
 from model_runner.backends.options import OptionsError, options_validate
 from model_runner.models import Generator
 
 BUNDLED_GENERATOR_NAME = "smollm2-135m-instruct"
+#: The configuration's text columns, each checked against its length (``column_check``).
+TEXT_FIELDS = (
+    "name",
+    "model_path",
+    "gguf_file",
+    "model_name",
+    "api_key_env",
+    "chat_template",
+    "system_prompt",
+)
 
 
 def generator_get_bundled() -> Generator:
@@ -24,15 +35,23 @@ def generator_get_bundled() -> Generator:
 def generator_config_check(values: dict[str, Any]) -> tuple[dict[str, Any], list[ApplicationError]]:
     """A generator's configuration, normalized, and every problem with it (each naming its field).
 
-    The one check of a configuration, for the API, the Django admin and the workers' load: an
-    ``openai`` endpoint must be an allowed http(s) URL and its key variable an allowed name (see
-    ``model_runner.backends.endpoints``)."""
+    The one check of a configuration, for the API, the Django admin and the workers' load: each
+    text setting fits its column (``column_check``: ``name`` at most 200 characters,
+    ``model_path`` 500, ``gguf_file`` 300, ``model_name`` 200, ``api_key_env`` 100),
+    ``is_active`` is true or false, an ``openai`` endpoint is an allowed http(s) URL and its key
+    variable an allowed name (see ``model_runner.backends.endpoints``)."""
     problems: list[ApplicationError] = []
     clean = dict(values)
-    name = str(values.get("name") or "").strip()
-    clean["name"] = name
-    if not name:
+    name = values.get("name") or ""
+    clean["name"] = name.strip() if isinstance(name, str) else name
+    if not clean["name"]:
         problems.append(ApplicationError("name: must not be empty", field="name"))
+    for field in (*TEXT_FIELDS, "is_active"):
+        if clean.get(field) is not None:
+            try:
+                column_check(Generator._meta.get_field(field), clean[field])
+            except ApplicationError as exc:
+                problems.append(exc)
     backend = values.get("backend")
     if backend not in Generator.Backend.values:
         problems.append(
@@ -112,7 +131,9 @@ def generator_create(
     )
     if Generator.objects.filter(name=values["name"]).exists():
         raise Conflict(f"name: a generator named {values['name']!r} already exists", field="name")
-    return Generator.objects.create(**values)
+    generator = Generator.objects.create(**values)
+    audit_record("generator.create", target=generator, changes=values)
+    return generator
 
 
 def generator_update_check(*, generator: Generator, changes: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +161,9 @@ def generator_update(*, generator: Generator, changes: dict[str, Any]) -> Genera
     Candidates keep the model revision they were made with, so a new model path is traceable.
     """
     values = generator_update_check(generator=generator, changes=changes)
+    changed = audit_changes({field: getattr(generator, field) for field in values}, values)
+    if changed:
+        audit_record("generator.update", target=generator, changes=changed)
     for field, value in values.items():
         setattr(generator, field, value)
     generator.save(update_fields=list(values))
@@ -155,4 +179,5 @@ def generator_delete(*, generator: Generator) -> None:
             f"generator {generator.name!r} has {candidates} candidate(s) and {jobs} job(s), which keep "
             "their provenance: set is_active to false instead"
         )
+    audit_record("generator.delete", target=generator, changes={"backend": generator.backend})
     generator.delete()

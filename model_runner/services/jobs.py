@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from comparisons.models import Prompt
-from labeling.errors import ApplicationError, Conflict
+from labeling.errors import ApplicationError, Conflict, column_check
 from model_runner.backends import GENERATING_BACKENDS
 from model_runner.backends.base import SamplingError, sampling_validate
 from model_runner.models import GenerationJob, Generator
@@ -44,20 +44,21 @@ def generation_job_create(
 
     One ``generation_batch_task`` per (generator, chunk of ``batch_size`` prompts of similar
     length), sent after the transaction commits. With ``enqueue=False`` nothing is sent (the caller
-    runs the batches itself, see ``generation_job_batches``). Raises ``ApplicationError`` naming the
-    field on bad input; nothing is written then.
+    runs the batches itself, see ``generation_job_batches``). ``samples_per_prompt`` (1..16) and
+    ``batch_size`` (1..256) are whole numbers (``column_check``). Raises ``ApplicationError``
+    naming the field on bad input; nothing is written then.
     """
     prompt_list = list({p.pk: p for p in prompts}.values())
     generator_list = list({g.pk: g for g in generators}.values())
-    if isinstance(samples_per_prompt, bool) or not isinstance(samples_per_prompt, int):
-        raise ApplicationError("samples_per_prompt: must be a whole number", field="samples_per_prompt")
-    if not 1 <= samples_per_prompt <= MAX_SAMPLES_PER_PROMPT:
-        raise ApplicationError(
-            f"samples_per_prompt: must be between 1 and {MAX_SAMPLES_PER_PROMPT}, got {samples_per_prompt}",
-            field="samples_per_prompt",
-        )
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise ApplicationError(f"batch_size: must be between 1 and {MAX_BATCH_SIZE}", field="batch_size")
+    samples_per_prompt = column_check(
+        GenerationJob._meta.get_field("samples_per_prompt"),
+        samples_per_prompt,
+        low=1,
+        high=MAX_SAMPLES_PER_PROMPT,
+    )
+    batch_size = column_check(
+        GenerationJob._meta.get_field("batch_size"), batch_size, low=1, high=MAX_BATCH_SIZE
+    )
     if not prompt_list:
         raise ApplicationError("prompts: select at least one prompt", field="prompts")
     if not generator_list:

@@ -71,7 +71,7 @@ def test_start_a_job_and_watch_it_while_typing(browser, live_server, screenshots
         "id => (document.getElementById(id) || {}).innerText.includes('72 / 96')", arg=f"job-{running.pk}"
     )
     assert page.input_value("#id_tags") == "math"
-    assert page.locator(f"#job-{running.pk} [role=progressbar]").get_attribute("aria-valuenow") == "75"
+    assert page.get_by_role("progressbar", name=f"Job {running.pk} progress").get_attribute("value") == "75"
     page.screenshot(path=str(screenshots / "manage-generation.png"), full_page=True)
 
     page.check(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -39,11 +41,14 @@ def test_admin_search_and_filters(admin_client):
 
 
 def test_schema_describes_the_import_endpoints(api):
-    response = api.get("/api/schema/", {"format": "json"})
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/json")
 
     assert response.status_code == 200
-    paths = response.json()["paths"]
+    paths = json.loads(response.content)["paths"]
     body = paths["/api/v1/prompts/import/"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/jsonl", "application/x-ndjson", "text/plain"} <= set(body)
+    assert {"text/csv", "application/vnd.apache.parquet", "application/zip"} <= set(body)
+    assert set(paths["/api/v1/preferences/import/"]["post"]["responses"]) >= {"201", "202", "400"}
     assert "/api/v1/candidates/import/" in paths
+    assert "/api/v1/imports/{import_job_id}/" in paths
     assert "/api/v1/prompts/" in paths

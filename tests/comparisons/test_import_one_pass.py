@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from comparisons import importing
+from comparisons import import_errors
 from comparisons.importing import ErrorCollector, ImportFailed, LineError, shown_value, shown_values
 from comparisons.models import Candidate, Prompt
 from comparisons.services import candidates_import, prompts_import
@@ -99,12 +99,12 @@ def test_the_errors_kept_are_the_earliest_lines_whatever_order_they_were_found_i
 
     error = caught.value
     assert error.error_count == 26
-    assert [e.line for e in error.errors] == list(range(1, importing.MAX_REPORTED_ERRORS + 1))
+    assert [e.line for e in error.errors] == list(range(1, import_errors.MAX_REPORTED_ERRORS + 1))
     assert error.message == 'line 1: prompt_id: no prompt has the id "gone" (and 25 more errors)'
 
 
 def test_collector_keeps_file_wide_errors_first_and_counts_all(monkeypatch):
-    monkeypatch.setattr(importing, "MAX_REPORTED_ERRORS", 3)
+    monkeypatch.setattr(import_errors, "MAX_REPORTED_ERRORS", 3)
     errors = ErrorCollector()
     for line in (9, 4, 7, 2):
         errors.add(line, LineError(line, None, f"bad {line}"))

@@ -99,3 +99,50 @@ def test_only_admins_import(client, researcher, rater):
         assert client.get(URL).status_code == 403
     client.logout()
     assert client.get(URL).status_code == 302  # to the login page
+
+
+def test_a_preference_dataset_and_a_csv_with_columns_through_the_page(client, admin_user):
+    client.force_login(admin_user)
+    page = client.get(URL).content.decode()
+    assert 'id="preferences-form"' in page and 'name="prompts-columns"' in page
+
+    hh = _jsonl(
+        "hh-sample.jsonl",
+        {
+            "chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.",
+            "rejected": "\n\nHuman: Hi?\n\nAssistant: Go away.",
+        },
+    )
+    response = client.post(URL, _fields("preferences", file=hh, source="import", collection="hh"))
+    assert response.status_code == 302
+    assert "hh-sample.jsonl: 1 new preference pairs, 0 already there." in client.get(URL).content.decode()
+    assert Prompt.objects.get().collection == "hh"
+
+    csv_file = SimpleUploadedFile("q.csv", b"question\nWhy?\n", content_type="text/csv")
+    response = client.post(URL, _fields("prompts", file=csv_file, columns="prompt=question", source="import"))
+    assert response.status_code == 302
+    assert Prompt.objects.filter(messages=[{"role": "user", "content": "Why?"}]).exists()
+
+
+def test_a_bad_option_is_shown_on_its_field(client, admin_user):
+    client.force_login(admin_user)
+    body = _jsonl("p.jsonl", {"prompt": "x"})
+    response = client.post(URL, _fields("prompts", file=body, columns="answer=text", source="import"))
+
+    assert response.status_code == 400
+    assert "not a field of prompts imports" in response.content.decode()
+    assert not Prompt.objects.exists()
+
+
+def test_a_bad_dataset_row_is_listed_with_its_column(client, admin_user):
+    client.force_login(admin_user)
+    bad = SimpleUploadedFile("p.csv", b"q,good,bad\nQ?,,Fine.\nR?,Yes.,\n", content_type="text/csv")
+    response = client.post(
+        URL, _fields("preferences", file=bad, columns="prompt=q,chosen=good,rejected=bad", source="import")
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "p.csv was not imported" in html
+    assert "<td>good</td>" in html and "<td>bad</td>" in html
+    assert not Prompt.objects.exists()

@@ -49,6 +49,7 @@ def test_prompt_list_api(researcher_api, prompts):
     assert first == {
         "id": a.pk,
         "external_id": "a",
+        "external_ids": ["a"],
         "messages": a.messages,
         "tags": ["en", "math"],
         "collection": "c1",

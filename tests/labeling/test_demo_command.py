@@ -31,7 +31,10 @@ def _alive(pid: int) -> bool:
 
 
 def _demo(var: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    # No DJANGO_DEBUG either: the demo turns debug on for itself, as `make demo` relies on.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG")
+    }
     env.update(
         PREFLAB_VAR_DIR=str(var),
         PREFLAB_MODEL_CACHE=str(settings.PREFLAB_MODEL_CACHE),  # the conversion the suite already made
@@ -81,6 +84,7 @@ def test_a_killed_demo_leaves_a_worker_that_the_next_run_stops_and_sigterm_stops
         wait_for(lambda: _worker_pid(var) is not None, 180, "the worker's pidfile", log, poll=0.2)
         orphan = _worker_pid(var)
         assert orphan is not None
+        assert "Debug mode is on for the demo (DJANGO_DEBUG=1)" in log.read_text()
         second_demo = _demo(var, tmp_path / "second.log")  # while the first still runs
         assert second_demo.wait(timeout=120) == 1
         assert "Another demo is running" in (tmp_path / "second.log").read_text()

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling.models import Assignment, Queue, QueueItem
@@ -20,6 +19,7 @@ from tests.factories import (
     QueueFactory,
     QueueItemFactory,
     RaterFactory,
+    api_key_for,
     make_pair,
 )
 
@@ -40,7 +40,7 @@ class ApiDoor:
 
     def __init__(self, user: Any) -> None:
         self.client = APIClient()
-        self.client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        self.client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(user)}")
 
     def next(self, queue_id: int) -> Outcome:
         response = self.client.post(f"/api/v1/queues/{queue_id}/next/")

@@ -89,13 +89,16 @@ def test_a_ranking_queue_takes_its_size(client, admin_user):
     assert queue.kind == Queue.Kind.RANKING and queue.items.count() == 2
 
 
-def test_prompts_without_enough_candidates_give_an_empty_queue_and_a_warning(client, admin_user):
+def test_prompts_without_enough_candidates_are_refused_saying_why(client, admin_user):
     client.force_login(admin_user)
     rubric = RubricFactory()
     _prompts_with_candidates(2, 1)
-    response = client.post(URL, _form(rubric, name="thin"), follow=True)
+    response = client.post(URL, _form(rubric, name="thin"))
     html = response.content.decode()
-    assert "created with 0 items" in html and "too few candidates" in html
+    assert response.status_code == 400
+    assert "no item could be built: each item needs 2 different responses" in html
+    assert "none of the 2 prompt(s) chosen has that many" in html
+    assert not Queue.objects.filter(name="thin").exists()
 
 
 @pytest.mark.parametrize(

@@ -174,12 +174,12 @@ def test_stats_agreement_and_dashboards(admin_user, researcher_api, rater, rater
 
 
 def test_next_and_judgment_endpoints_query_counts(api, rater, django_assert_max_num_queries):
-    from rest_framework.authtoken.models import Token
+    from tests.factories import api_key_for
 
     queue = QueueFactory(members=[rater])
     for _ in range(3):
         QueueItemFactory(queue=queue)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=rater).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(rater)}")
     first = api.post(f"/api/v1/queues/{queue.pk}/next/").json()
     api.post(f"/api/v1/assignments/{first['id']}/judgment/", {"preference": 1}, format="json")
     # token, queue, claim (see the service test), candidates, criteria

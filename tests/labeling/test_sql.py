@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from django.db.models import Model
-from rest_framework.authtoken.models import Token
 
 from labeling.models import Assignment, Queue
 from labeling.selectors import assignment_get_for_rater, queue_get_for_rater
@@ -16,6 +15,7 @@ from tests.factories import (
     QueueFactory,
     QueueItemFactory,
     RaterFactory,
+    api_key_for,
     make_pair,
 )
 
@@ -76,15 +76,15 @@ def test_queue_gatekeeper_matches_the_orm_and_refuses_non_members():
 
 def test_token_authentication_rules(api):
     rater = RaterFactory()
-    token = Token.objects.create(user=rater)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    key = api_key_for(rater)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get("/api/v1/queues/").status_code == 200
     api.credentials(HTTP_AUTHORIZATION="Token not-a-real-key")
     response = api.get("/api/v1/queues/")
     assert response.status_code == 401 and response.json()["detail"] == "Invalid token."
     rater.is_active = False
     rater.save()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     response = api.get("/api/v1/queues/")
     assert response.status_code == 401 and response.json()["detail"] == "User inactive or deleted."
 
@@ -109,7 +109,7 @@ def test_claim_and_submit_store_what_they_return():
     judgment, created = judgment_submit(
         assignment=lease,
         ranking=[["B"], ["A", "C"]],
-        flags=["unsafe", "unsafe"],
+        flags=["cw:violence", "cw:violence"],
         active_seconds=4.5,
         rationale="ü",
     )
@@ -118,7 +118,7 @@ def test_claim_and_submit_store_what_they_return():
     assert (
         judgment.ranking == [["B"], ["A", "C"]]
         and judgment.preference is None
-        and judgment.flags == ["unsafe"]
+        and judgment.flags == ["cw:violence"]
     )
     assert (
         judgment.created_at.tzinfo is not None and judgment.assignment.status == Assignment.Status.SUBMITTED

@@ -28,7 +28,7 @@ def test_admin_sees_jobs_and_the_page_refreshes_while_one_runs(client, admin_use
     assert 'http-equiv="refresh"' in html  # inside <noscript>, for browsers without scripts
     assert f'id="job-{running.pk}"' in html and f'id="job-{failed.pk}"' in html
     assert "2 / 8" in html
-    assert 'aria-valuenow="25"' in html
+    assert 'max="100" value="25"' in html  # the job's <progress>
     # Error text is shown escaped, never as markup.
     assert "&lt;b&gt;prompt is too long&lt;/b&gt;" in html
     assert "<b>prompt is too long</b>" not in html

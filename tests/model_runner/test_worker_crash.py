@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -113,6 +114,8 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
         "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
         "PREFLAB_TEST_QUEUE": queue,
         "PREFLAB_FAKE_BATCH_SECONDS": str(BATCH_SECONDS),
+        # A production worker (DJANGO_DEBUG off) refuses to start without a key from the environment.
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     }
     log = tmp_path / "worker.log"
 

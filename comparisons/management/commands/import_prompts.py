@@ -7,14 +7,17 @@ from django.core.management.base import BaseCommand, CommandParser
 from ...importing import split_tags
 from ...models import Prompt
 from ...services.prompts import prompts_import
-from ._import import run_import
+from ._import import add_file_arguments, file_options, run_import
 
 
 class Command(BaseCommand):
-    help = 'Import prompts from a JSONL file ({"id"?, "messages": [...], "tags"?} a line), all-or-nothing.'
+    help = (
+        'Import prompts ({"id"?, "messages": [...], "tags"?} or {"prompt": "text"} a line or row) from '
+        "JSONL, CSV, Parquet, Arrow or a saved Hugging Face dataset, all-or-nothing."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", help="JSONL file")
+        add_file_arguments(parser, what="prompts")
         parser.add_argument("--collection", default="", help="collection for new prompts")
         parser.add_argument("--tags", default="", help="comma-separated tags added to every prompt")
         parser.add_argument("--source", default=Prompt.Source.IMPORT, choices=Prompt.Source.values)
@@ -22,8 +25,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         result = run_import(
             options["path"],
-            lambda stream: prompts_import(
-                stream=stream,
+            lambda: prompts_import(
+                **file_options(options),
                 source=options["source"],
                 collection=options["collection"],
                 default_tags=split_tags(options["tags"]),

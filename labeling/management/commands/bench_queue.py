@@ -23,16 +23,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, connections
 from django.db.models import Count, Q
-from rest_framework.authtoken.models import Token
 
 from comparisons.models import Candidate, Comparison, ComparisonCandidate, Prompt, messages_hash
 from labeling import benchstats
 from labeling.models import Assignment, Queue, QueueItem, Rubric, User
 from labeling.services import assignment_claim_next, judgment_submit
+from labeling.services.api_keys import api_key_create
 from model_runner.models import Generator
 
 
@@ -180,14 +179,20 @@ class Command(BaseCommand):
         worker_threads: int,
         latencies_path: str | None = None,
     ) -> dict[str, Any]:
-        tokens = [Token.objects.create(user=u).key for u in raters]
+        tokens = [api_key_create(user=u, name="bench_queue")[1] for u in raters]
         port = benchstats.free_port()
         env = {
             **os.environ,
             "DJANGO_DEBUG": "0",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            # Production settings (DEBUG off), which refuse to start without a key from the
+            # environment: a random one for this run (tokens are rows, nothing here is signed).
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
             "PREFLAB_LOG_LEVEL": "WARNING",
+            # Raters with no think time ask ~10 times a second each: far past the per-user rate a
+            # person never reaches (PREFLAB_NEXT_RATE). The throttle still runs, so its cost counts.
+            "PREFLAB_NEXT_RATE": "100000/s",
         }
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "labeling.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),

@@ -3,7 +3,8 @@
 Migrates the SQLite database, seeds the demo, starts a Celery worker (embedded filesystem
 broker, queues ``default`` and ``gpu``, beat for lease expiry), generates 4 candidates per
 demo prompt with the bundled model (progress bar), builds the pairwise queue and serves the UI.
-A second run reuses everything that exists.
+A second run reuses everything that exists. Debug is on for the demo (``manage.py`` sets
+``DJANGO_DEBUG=1`` for this command unless the variable is set), and the command says so.
 
 The worker lives exactly as long as the command: Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop
 it too, and a worker that an earlier run left behind (its command was SIGKILLed) is stopped before a
@@ -41,6 +42,19 @@ class Command(BaseCommand):
         from model_runner.selectors import generation_job_wait
         from model_runner.services import generation_job_create, generator_get_bundled
 
+        if settings.DEBUG:
+            # manage.py turns debug on for the demo (unless DJANGO_DEBUG is set): say so.
+            self.stdout.write(
+                "Debug mode is on for the demo (DJANGO_DEBUG=1): error pages show the settings, "
+                "so keep it on this machine. Production runs with DJANGO_DEBUG off (docs/operations.md)."
+            )
+        else:
+            self.stdout.write(
+                self.style.WARNING(
+                    "Debug mode is off (DJANGO_DEBUG=0): the development server then serves no static "
+                    "files and sends cookies over HTTPS only. Unset DJANGO_DEBUG to run the demo."
+                )
+            )
         self.stdout.write("Migrating the database ...")
         call_command("migrate", interactive=False, verbosity=0)
         users, rubric, prompts = demo_seed()

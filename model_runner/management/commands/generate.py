@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from comparisons.selectors import prompts_select
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, decimal_int
 from model_runner import selectors, services
 from model_runner.models import GenerationJob
 
@@ -75,7 +75,11 @@ class Command(BaseCommand):
                 sampling[key] = options[key]
         try:
             prompts = prompts_select(
-                ids=[int(p) if p.isdigit() else p for p in options["prompts"]]
+                # ASCII digits are a prompt's id ("²" passed isdigit() and made int() raise).
+                ids=[
+                    n if not p.startswith("-") and (n := decimal_int(p)) is not None else p
+                    for p in options["prompts"]
+                ]
                 if options["prompts"]
                 else None,
                 tags=options["tags"],

@@ -1,0 +1,115 @@
+"""A big import through the API and a real Celery worker: 202, then the worker imports the saved
+file and the job says so. The broker is the configured one (Redis in CI's PostgreSQL pass, a
+temporary filesystem broker otherwise); the worker reads the test database, so this test commits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from kombu import Connection
+
+from comparisons import tasks
+from comparisons.models import ImportJob, Prompt
+from labeling.celery import app
+from tests.waiting import wait_for
+
+from .helpers import jsonl, user
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored"),
+]
+
+WORKER = Path(__file__).with_name("import_worker.py")
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _broker(tmp_path: Path) -> tuple[str, dict[str, Any], str]:
+    url = str(app.conf.broker_url)
+    if url.startswith("filesystem"):
+        folders = {key: tmp_path / "broker" / key for key in ("queue", "processed", "control")}
+        for folder in folders.values():
+            folder.mkdir(parents=True)
+        options = {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "processed_folder": str(folders["processed"]),
+            "control_folder": str(folders["control"]),
+            "store_processed": False,
+        }
+        return url, options, "default"
+    return url, {"visibility_timeout": 30}, f"import-test-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_big_import_is_run_by_a_worker(admin_api, settings, tmp_path, monkeypatch):
+    settings.PREFLAB_IMPORT_ASYNC_BYTES = 100
+    url, options, queue = _broker(tmp_path)
+
+    def enqueue(import_job_id: int) -> None:  # to the real worker's queue, not eagerly here
+        with Connection(url, transport_options=options) as connection:
+            app.send_task(
+                "comparisons.tasks.import_job_task", args=[import_job_id], queue=queue, connection=connection
+            )
+
+    monkeypatch.setattr(tasks.import_job_task, "delay", enqueue)
+    rows = [{"id": f"w{i}", "messages": user(f"Worker question {i}?")} for i in range(50)]
+    response = admin_api.post(
+        URL := "/api/v1/prompts/import/", data=jsonl(*rows), content_type="application/jsonl"
+    )
+    assert response.status_code == 202, response.json()
+    assert URL and not Prompt.objects.exists()
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": url,
+        "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
+        "PREFLAB_TEST_QUEUE": queue,
+        "PREFLAB_EXPORT_ROOT": str(settings.PREFLAB_EXPORT_ROOT),  # the imports folder is beside it
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    }
+    log = tmp_path / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, str(WORKER)],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: ImportJob.objects.get().finished,
+            90,
+            "the worker to finish the import job",
+            log,
+        )
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+
+    job = admin_api.get(response.json()["url"]).json()
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"prompts": {"created": 50, "existing": 0}}
+    assert Prompt.objects.count() == 50
