@@ -27,6 +27,7 @@ class Prompt(models.Model):
         ADVERSARY = "adversary", "Adversary"
         REDTEAM = "redteam", "Red-team"
         DEMO = "demo", "Demo"
+        CONVERSATION = "conversation", "Conversation"  # a session's turn: the conversation so far
 
     external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
     messages = models.JSONField(help_text="[{role, content}, ...]: system/user/assistant turns.")

@@ -1,10 +1,30 @@
 from django.urls import URLPattern, URLResolver, path
 
-from labeling.apis import accounts, assignments, audit, queue_admin, queues, rubrics
+from labeling.apis import accounts, assignments, audit, queue_admin, queues, rubrics, sessions
 from labeling.views import account, manage, rate
 from labeling.views import audit as audit_views
 
 api_patterns: list[URLPattern | URLResolver] = [
+    path("session-templates/", sessions.SessionTemplateListCreateApi.as_view(), name="api-session-templates"),
+    path("sessions/", sessions.SessionListCreateApi.as_view(), name="api-sessions"),
+    path("sessions/<int:session_id>/", sessions.SessionDetailApi.as_view(), name="api-session"),
+    path(
+        "sessions/<int:session_id>/messages/",
+        sessions.SessionMessageApi.as_view(),
+        name="api-session-messages",
+    ),
+    path("sessions/<int:session_id>/branch/", sessions.SessionBranchApi.as_view(), name="api-session-branch"),
+    path("sessions/<int:session_id>/finish/", sessions.SessionFinishApi.as_view(), name="api-session-finish"),
+    path(
+        "sessions/<int:session_id>/turns/<int:turn_id>/reply/",
+        sessions.TurnReplyApi.as_view(),
+        name="api-session-turn-reply",
+    ),
+    path(
+        "sessions/<int:session_id>/turns/<int:turn_id>/retry/",
+        sessions.TurnRetryApi.as_view(),
+        name="api-session-turn-retry",
+    ),
     path("auth/token/", accounts.TokenObtainApi.as_view(), name="api-token"),
     path("auth/keys/", accounts.ApiKeyListCreateApi.as_view(), name="api-keys"),
     path("auth/keys/<int:key_id>/", accounts.ApiKeyDetailApi.as_view(), name="api-key"),

@@ -192,6 +192,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Preflab API",
     "DESCRIPTION": "Human preference data for RLHF: prompts, candidates, queues, judgments, exports.",
     "VERSION": "1",
+    # Choice sets that share a field name get names of their own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "labeling.models.sessions.Session.Status",
+        "TurnStatusEnum": "labeling.models.sessions.Turn.Status",
+        "TurnRoleEnum": "labeling.models.sessions.Turn.Role",
+    },
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -227,7 +233,11 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"model_runner.tasks.*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {
+    "model_runner.tasks.*": {"queue": "gpu"},
+    # Conversation turns: their own queue and worker, never behind a bulk generation batch.
+    "labeling.tasks.session_turn_generate_task": {"queue": "interactive"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -245,6 +255,10 @@ PREFLAB_IMPORT_ASYNC_BYTES = int(os.environ.get("PREFLAB_IMPORT_ASYNC_BYTES", st
 PREFLAB_DEFAULT_LEASE_SECONDS = 15 * 60
 # The generation page asks "are you sure?" before a job over more than this many prompts (0: never).
 PREFLAB_CONFIRM_PROMPTS = int(os.environ.get("PREFLAB_CONFIRM_PROMPTS", "200"))
+# Conversations: a turn a worker has held this long without answering is taken again (its worker
+# died); and how many waiting turns of one template share a model batch.
+PREFLAB_TURN_STALE_SECONDS = float(os.environ.get("PREFLAB_TURN_STALE_SECONDS", "120"))
+PREFLAB_INTERACTIVE_BATCH = int(os.environ.get("PREFLAB_INTERACTIVE_BATCH", "8"))
 # Claims look for expired leases at most this often per queue and process (0 = every claim).
 PREFLAB_LEASE_SCAN_SECONDS = float(os.environ.get("PREFLAB_LEASE_SCAN_SECONDS", "1"))
 # openai generators: the worker variables an admin may name as api_key_env start with this prefix,

@@ -1,4 +1,10 @@
+import logging
+from typing import Any
+
 from celery import shared_task
+from celery.signals import worker_ready
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -23,3 +29,33 @@ def queues_reprioritize_task() -> int:
     for queue in Queue.objects.filter(pairing=Queue.Pairing.ADAPTIVE, status=Queue.Status.ACTIVE):
         changed += queue_reprioritize(queue=queue)
     return changed
+
+
+# Routed to the ``interactive`` queue (CELERY_TASK_ROUTES). acks_late: a killed worker's turn is
+# redelivered, and taken again once stale (``turns_claim``); its candidates' unique key means a
+# redelivered turn writes nothing twice.
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def session_turn_generate_task(turn_id: int) -> int:
+    """Make a conversation turn's alternatives (with other turns waiting at the same time)."""
+    from labeling.services.session_generation import turns_generate
+
+    return turns_generate(turn_id=turn_id)
+
+
+@worker_ready.connect
+def _resume_turns(sender: Any = None, **kwargs: Any) -> None:
+    """A starting worker that serves ``interactive`` asks again for the turns left waiting (a
+    filesystem broker forgets a message its dead worker took; any broker's worker may die mid-turn)."""
+    if sender is None:
+        return
+    queues = {q.name for q in getattr(sender.task_consumer, "queues", [])} if sender.task_consumer else set()
+    if queues and "interactive" not in queues:
+        return
+    from django.db import transaction
+
+    from labeling.services.sessions import turns_resume_all
+
+    with transaction.atomic():
+        count = turns_resume_all()
+    if count:
+        logger.info("re-enqueued %d conversation turn(s) after a worker start", count)

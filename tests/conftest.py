@@ -92,3 +92,18 @@ def researcher_api(researcher) -> APIClient:
 @pytest.fixture
 def rater_api(rater) -> APIClient:
     return _client_for(rater)
+
+
+@pytest.fixture
+def fake_backend(monkeypatch):
+    """Route the bundled and transformers backends to ``FakeBackend`` (no model, no torch)."""
+    from model_runner import backends
+    from tests.model_runner.fakes import FakeBackend
+
+    for name in ("bundled", "transformers"):
+        monkeypatch.setitem(backends._LOADERS, name, "tests.model_runner.fakes:fake_backend")
+    FakeBackend.calls = []
+    FakeBackend.during = None
+    yield FakeBackend
+    FakeBackend.calls = []
+    FakeBackend.during = None

@@ -117,6 +117,7 @@ STATUS_WRITERS = {
         "export/services/runs.py",  # ExportRun.status
         "labeling/services/queue_admin.py",  # Queue.status (pause, resume, close, reopen)
         "comparisons/services/import_jobs.py",  # ImportJob.status
+        "labeling/services/sessions.py",  # Session.status, Turn.status
     },
     "claimed": {"labeling/services/assignments.py"},
     "judged": {"labeling/services/assignments.py"},

@@ -17,6 +17,7 @@ from comparisons.services.comparisons import (
     PAIRINGS,
     ComparisonsBuilt,
     LeftOut,
+    comparison_build_for_candidates,
     comparisons_build,
 )
 from comparisons.services.import_jobs import import_job_execute, import_start
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidField",
     "LeftOut",
     "candidates_import",
+    "comparison_build_for_candidates",
     "comparisons_build",
     "import_job_execute",
     "import_start",

@@ -197,6 +197,16 @@ def comparisons_build(
     if not wanted:
         return ComparisonsBuilt(left_out=left_out)
 
+    stored = _comparisons_store(wanted, copies)
+    return ComparisonsBuilt((stored[key] for key in wanted), left_out=left_out)
+
+
+def _comparisons_store(
+    wanted: dict[str, tuple[Prompt, tuple[Candidate, ...]]], copies: dict[int, Group]
+) -> dict[str, Comparison]:
+    """Store the wanted comparisons (by candidate key) that do not exist yet, and every copy of a
+    shown text as a duplicate tied with it; all comparisons by key. Safe against a concurrent
+    build of the same keys (both read the rows that won)."""
     with transaction.atomic():
         stored = _comparisons_by_key(wanted)
         missing = [key for key in wanted if key not in stored]
@@ -230,7 +240,30 @@ def comparisons_build(
             batch_size=BATCH_SIZE,
             ignore_conflicts=True,
         )
-    return ComparisonsBuilt((stored[key] for key in wanted), left_out=left_out)
+    return stored
+
+
+def comparison_build_for_candidates(
+    *, prompt: Prompt, candidates: Sequence[Candidate], dedupe: str = "exact"
+) -> Comparison | None:
+    """The comparison of exactly these candidates of ``prompt``, one copy of each text (the first),
+    the others stored as its duplicates; ``None`` when fewer than two different texts remain.
+
+    For a conversation turn, whose alternatives are the candidates one request made (not every
+    candidate of the prompt, as ``comparisons_build`` takes). Reuses a stored comparison of the
+    same set. Raises InvalidField naming ``size`` past nine texts.
+    """
+    groups = text_groups(list(candidates), dedupe=dedupe, similarity=dedupe_clean(dedupe, None))
+    if len(groups) < MIN_SIZE:
+        return None
+    if len(groups) > MAX_SIZE:
+        raise InvalidField(
+            "size", f"at most {MAX_SIZE} different texts make one comparison (got {len(groups)})"
+        )
+    chosen = tuple(sorted((group[0] for group in groups), key=lambda c: c.pk))
+    key = ",".join(str(c.pk) for c in chosen)
+    copies = {c.pk: group for group in groups for c in group}
+    return _comparisons_store({key: (prompt, chosen)}, copies)[key]
 
 
 def _comparisons_by_key(keys: Iterable[str]) -> dict[str, Comparison]:

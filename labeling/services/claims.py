@@ -67,6 +67,11 @@ def assignment_claim_next(
     - an item carrying a content warning the rater opted out of is passed on to others unseen
       (``assignment_pass_on``) and the next one is claimed.
     """
+    if queue.kind == Queue.Kind.CONVERSATION:
+        # Its items are the turns of sessions, each ranked by the trainer who made it.
+        raise Conflict(
+            "This queue holds conversations: start a session at /chat/ (or POST /api/v1/sessions/)."
+        )
     opted_out = queue_opted_out_category(rater=rater, queue=queue)
     if opted_out:
         label = dict(ContentCategory.choices)[opted_out]

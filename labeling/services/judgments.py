@@ -17,6 +17,7 @@ from labeling.selectors.content_warnings import CONTENT_WARNING_PREFIX
 from labeling.selectors.queues import rubric_criteria
 from labeling.services.adaptive import queue_reprioritize
 from labeling.services.assignments import HUMAN_GENERATOR_NAME, assignment_submit
+from labeling.services.sessions import turn_keep_ranked
 from model_runner.models import Generator
 
 # ----------------------------------------------------------------------------- judgments
@@ -211,8 +212,10 @@ def judgment_submit(
                 return stored, False  # a concurrent double click got here first
             if not queue.rubric.frozen:
                 Rubric.objects.filter(pk=queue.rubric_id).update(frozen=True)
-            if judgment.rewrite.strip():
-                candidate_create_from_rewrite(judgment=judgment)
+            written = candidate_create_from_rewrite(judgment=judgment) if judgment.rewrite.strip() else None
+            if queue.kind == Queue.Kind.CONVERSATION:
+                # A conversation goes on with the trainer's better reply or the top-ranked one.
+                turn_keep_ranked(assignment=assignment, judgment=judgment, rewrite=written)
             if queue.pairing == Queue.Pairing.ADAPTIVE:
                 prompt_id = assignment.item.comparison.prompt_id
                 transaction.on_commit(lambda: queue_reprioritize(queue=queue, prompt_ids=[prompt_id]))
