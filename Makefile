@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint install install-dev serve worker clean
+.PHONY: demo test lint install install-dev serve worker worker-interactive clean
 
 demo: $(VENV)/.installed
 	$(PY) manage.py demo
@@ -41,6 +41,10 @@ serve: $(VENV)/.installed
 
 worker: $(VENV)/.installed
 	$(VENV)/bin/celery -A labeling worker -Q default --concurrency 2
+
+# Conversation turns: one process that keeps its models loaded and takes one batch of turns at a time.
+worker-interactive: $(VENV)/.installed
+	$(VENV)/bin/celery -A labeling worker -Q interactive --concurrency 1 --pool solo --prefetch-multiplier 1 -n interactive@%h
 
 clean:
 	rm -rf var/broker var/exports

@@ -11,10 +11,14 @@ from django.db import models
 from django.db.models import Q
 
 
-def messages_hash(messages: list[dict[str, Any]]) -> str:
-    """A stable hash of a conversation, used to deduplicate prompts."""
+def messages_hash(messages: list[dict[str, Any]], namespace: str = "") -> str:
+    """A stable hash of a conversation, used to deduplicate prompts. A ``namespace`` keeps prompts of
+    one kind apart from equal conversations of another (a conversation session's turns never merge
+    with an imported prompt that happens to hold the same messages); without one, the hash is the
+    one every existing prompt has."""
+    turns = [{"role": m["role"], "content": m["content"]} for m in messages]
     canonical = json.dumps(
-        [{"role": m["role"], "content": m["content"]} for m in messages],
+        {"namespace": namespace, "messages": turns} if namespace else turns,
         ensure_ascii=False,
         separators=(",", ":"),
     )

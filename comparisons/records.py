@@ -111,10 +111,12 @@ class PromptRecord:
     messages: list[dict[str, str]]
     external_id: str | None = None
     tags: list[str] = field(default_factory=list)
+    #: Prompts of a namespace dedupe only among themselves (``messages_hash``).
+    namespace: str = ""
 
     @property
     def content_hash(self) -> str:
-        return messages_hash(self.messages)
+        return messages_hash(self.messages, self.namespace)
 
 
 @dataclass(frozen=True)

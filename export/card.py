@@ -3,8 +3,10 @@
 The header declares ``configs`` (``data_files`` per split: the Parquet files when written, else
 the JSONL files), ``dataset_info.features`` (from the view's Arrow schema, in the YAML shape
 ``datasets`` itself writes) and ``splits``. The prose says what the format and type are, the
-columns, how to load it, the split rule, the filters, the rubric text, rater counts and agreement.
-The card holds no timestamp: the same export of the same data gives the same card.
+columns, how to load it, the split rule, the filters, the rubric text (for ``sft``: the session
+templates), rater counts and agreement, and how many judgments ranked conversation turns (those
+of abandoned branches included). The card holds no timestamp: the same export of the same data
+gives the same card.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from export.splits import SPLIT_DOC, SPLIT_ORDER
-from labeling.models import Rubric
+from labeling.models import Rubric, SessionTemplate
 
 
 def _q(value: str) -> str:
@@ -73,8 +75,10 @@ def dataset_card(
     files: list[dict[str, Any]],
     facts: dict[str, Any],
     rubrics: list[Rubric],
+    templates: list[SessionTemplate] | None = None,
 ) -> str:
     """The README.md text (see the module docstring)."""
+    sft = view.name == "sft"
     kind = "parquet" if "parquet" in spec.options["files"] else "jsonl"
     split_rows: dict[str, int] = {}
     for f in files:
@@ -82,8 +86,9 @@ def dataset_card(
     splits = sorted((s for s, n in split_rows.items() if n > 0 or s == "train"), key=_split_sort)
     data_files = [f for f in files if f["kind"] == kind and f["split"] in splits]
 
-    y = ["---", "license: other", f"pretty_name: {_q(name)}", "tags:", "- preflab", "- rlhf", "- preference"]
-    if view.name in ("trl", "rankings"):
+    y = ["---", "license: other", f"pretty_name: {_q(name)}", "tags:", "- preflab", "- rlhf"]
+    y.append("- sft" if sft else "- preference")
+    if view.name in ("trl", "rankings", "sft"):
         y.append("- trl")
     y += ["configs:", "- config_name: default", "  data_files:"]
     for f in sorted(data_files, key=lambda f: _split_sort(f["split"])):
@@ -99,7 +104,7 @@ def dataset_card(
         "",
         f"# {name}",
         "",
-        f"Preference data exported from Preflab: **{view.title}** view.",
+        f"{'Conversations' if sft else 'Preference data'} exported from Preflab: **{view.title}** view.",
         "",
         view.description,
         "",
@@ -117,6 +122,8 @@ def dataset_card(
             "",
             "# TRL: RewardTrainer(model=..., train_dataset=ds['train'], ...) or DPOTrainer(...)",
         ]
+    if sft:
+        p += ["", "# TRL: SFTTrainer(model=..., train_dataset=ds['train'], ...)"]
     p += ["```", ""]
     p += ["## Columns", "", "| column | type |", "|---|---|"]
     p += [f"| `{f.name}` | `{f.type}` |".replace("double", "float64") for f in view.schema]
@@ -124,20 +131,43 @@ def dataset_card(
         "",
         "## Splits",
         "",
-        f"Split by prompt, never by pair: {SPLIT_DOC}.",
+        (
+            f"Split by conversation, never by turn (a session's row is in the split of its prompts): {SPLIT_DOC}."
+            if sft
+            else f"Split by prompt, never by pair: {SPLIT_DOC}."
+        ),
         "",
         "| split | rows |",
         "|---|---|",
     ]
     p += [f"| {s} | {split_rows[s]} |" for s in splits]
-    p += [
-        "",
-        "## Provenance",
-        "",
-        f"- aggregation: `{spec.aggregation}`"
-        + (" (one row per judgment)" if spec.aggregation == "raw" else ""),
+    p += ["", "## Provenance", "", *_provenance(spec, facts, sft=sft), ""]
+    p += _templates(templates or []) if sft else _rubrics(rubrics)
+    p += ["## Files", "", "| file | split | rows | bytes | sha256 |", "|---|---|---|---|---|"]
+    p += [f"| `{f['path']}` | {f['split']} | {f['rows']} | {f['bytes']} | `{f['sha256']}` |" for f in files]
+    p.append("")
+    return "\n".join(y + p)
+
+
+def _provenance(spec: Any, facts: dict[str, Any], *, sft: bool) -> list[str]:
+    lines = [
         f"- filters: `{json.dumps(spec.filters, sort_keys=True)}`",
         f"- options: `{json.dumps(spec.options, sort_keys=True)}`",
+    ]
+    if sft:
+        return [
+            "- one row per finished session (its kept branch)",
+            *lines,
+            f"- sessions read: {facts['sessions']}",
+            f"- left out: `{json.dumps(facts['skipped'], sort_keys=True)}`",
+            f"- trainers: {facts['raters']} (ids are pseudonymous: a keyed hash, stable within this "
+            "dataset name, the same as their rankings' `rater_id`)",
+            f"- code version: {facts['code_version']}",
+        ]
+    lines = [
+        f"- aggregation: `{spec.aggregation}`"
+        + (" (one row per judgment)" if spec.aggregation == "raw" else ""),
+        *lines,
         f"- judgments read: {facts['judgments']}; comparisons: {facts['comparisons']}",
         f"- left out: `{json.dumps(facts['skipped'], sort_keys=True)}`",
         f"- raters: {facts['raters']} (ids are pseudonymous: a keyed hash, stable within this dataset name)",
@@ -148,12 +178,24 @@ def dataset_card(
             if facts["agreement"]["comparisons"]
             else "- agreement: no comparison has two or more judgments"
         ),
+    ]
+    talks = facts.get("conversations") or {}
+    if talks.get("judgments"):
+        lines.append(
+            f"- conversations: {talks['judgments']} of the judgments read ranked the alternatives of a "
+            f"conversation turn, {talks['abandoned_turns']} of them of a turn on a branch its trainer "
+            "later went back from (abandoned). Those are kept: the trainer did rank those alternatives, "
+            "so each is a real preference (the `sft` view leaves abandoned turns out)"
+        )
+    return [
+        *lines,
         "- adjudication: not available in Preflab yet; no row carries an adjudicated label",
         f"- code version: {facts['code_version']}",
-        "",
-        "## Rubrics",
-        "",
     ]
+
+
+def _rubrics(rubrics: list[Rubric]) -> list[str]:
+    p = ["## Rubrics", ""]
     if not rubrics:
         p.append("No judgments, so no rubric.")
     for rubric in rubrics:
@@ -164,7 +206,23 @@ def dataset_card(
             required = ", required" if c.required else ""
             p.append(f"- `{c.key}` ({c.kind}{required}): {c.question}")
         p.append("")
-    p += ["## Files", "", "| file | split | rows | bytes | sha256 |", "|---|---|---|---|---|"]
-    p += [f"| `{f['path']}` | {f['split']} | {f['rows']} | {f['bytes']} | `{f['sha256']}` |" for f in files]
-    p.append("")
-    return "\n".join(y + p)
+    return p
+
+
+def _templates(templates: list[SessionTemplate]) -> list[str]:
+    """The session templates (conversation queues) the rows come from, as they are now."""
+    p = ["## Templates", ""]
+    if not templates:
+        p.append("No sessions, so no template.")
+    for t in templates:
+        generators = ", ".join(f"`{g.name}`" for g in sorted(t.generators.all(), key=lambda g: g.name))
+        p += [
+            f"### {t.queue.name} ({t.mode})",
+            "",
+            f"- models: {generators or 'none'}; alternatives per model turn: {t.alternatives}; "
+            f"user turns per session: at most {t.max_turns}",
+            f"- sampling: `{json.dumps(t.sampling, sort_keys=True)}`",
+            f"- system prompt: {_q(t.system_prompt) if t.system_prompt.strip() else 'none'}",
+            "",
+        ]
+    return p

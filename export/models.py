@@ -14,6 +14,7 @@ class ExportRun(models.Model):
         HH = "hh", "Anthropic HH-RLHF transcripts"
         HELPSTEER = "helpsteer", "HelpSteer2-Preference (response_1, response_2, strength -3..3)"
         RATINGS = "ratings", "Per-response Likert ratings (one row per response)"
+        SFT = "sft", "SFT conversations (one row per finished session, its kept branch)"
 
     class Aggregation(models.TextChoices):
         RAW = "raw", "Every judgment"

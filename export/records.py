@@ -3,7 +3,8 @@
 A :class:`JudgmentRecord` holds one judgment with its prompt, the comparison's candidates (in
 stored position order) and the order the rater saw them in. Views never look at the database;
 they read records (``native``, ``rankings``, ``ratings``) or :class:`PairEvent` objects derived
-from them (``trl``, ``hh``, ``helpsteer``).
+from them (``trl``, ``hh``, ``helpsteer``). The ``sft`` view reads :class:`SessionRecord` objects
+instead: one finished conversation and the turns of its kept branch.
 
 Conventions, fixed here once:
 
@@ -119,6 +120,37 @@ class PairEvent:
     ranking_id: int | None
     n_judgments: int = 1
     agreement: float = 1.0
+
+
+@dataclass(slots=True)
+class TurnInfo:
+    """One turn on a session's kept branch (see ``labeling.models.Turn``), with the ids that tie an
+    assistant turn's reply to the rest of the data: its prompt, its kept candidate, its ranking."""
+
+    id: int
+    parent_id: int | None
+    role: str
+    status: str
+    text: str
+    prompt: PromptInfo | None
+    comparison_id: int | None
+    chosen_id: int | None
+    generator: str | None
+    by_trainer: bool
+    judgment_id: int | None
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One finished conversation session and the turns of its kept branch, first to last."""
+
+    id: int
+    queue_id: int
+    queue: str
+    mode: str
+    trainer_user_id: int
+    finished_at: datetime | None
+    turns: list[TurnInfo] = field(default_factory=list)
 
 
 def _clamp(value: int) -> int:

@@ -19,12 +19,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from export.models import ExportRun
+from export.selectors.sessions import SESSION_FILTERS
 from labeling.errors import ApplicationError, column_check, id_or_none
-from labeling.models import Queue, Rubric
+from labeling.models import Queue, Rubric, SessionTemplate
 from model_runner.models import Generator
 
 FILTER_KEYS = (
     "queues",
+    "modes",
     "rubric_versions",
     "since",
     "until",
@@ -107,6 +109,14 @@ def export_spec_clean(
             field="aggregation",
         )
     clean_filters = export_filters_clean(filters=filters)
+    if fmt == ExportRun.Format.SFT:
+        for key in clean_filters:
+            if key not in SESSION_FILTERS:
+                raise ApplicationError(
+                    f"Filter '{key}' does not apply to the sft view (finished conversation sessions); "
+                    f"it takes {', '.join(SESSION_FILTERS)}.",
+                    field=f"filters.{key}",
+                )
     clean_options = export_options_clean(options=options, format=fmt)
     return ExportSpec(
         name=clean_name, format=fmt, aggregation=agg, filters=clean_filters, options=clean_options
@@ -142,8 +152,11 @@ def export_filters_clean(*, filters: Any) -> dict[str, Any]:
 
     * ``queues``, ``rubric_versions``: lists of existing queue / rubric ids (a rubric row is one
       version); sorted, unique.
+    * ``modes``: conversation template modes (``chat``, ``redteam``): judgments of conversation
+      queues of these modes (``sft``: their sessions); sorted, unique.
     * ``since`` (inclusive), ``until`` (exclusive): ISO 8601 dates or datetimes on the judgment's
-      creation time; without an offset read in the site time zone; stored as UTC ISO strings.
+      creation time (``sft``: the session's finish time); without an offset read in the site time
+      zone; stored as UTC ISO strings.
     * ``generators``: generator names or ids; a comparison is kept when every candidate in it came
       from one of them. Stored as sorted names.
     * ``tags``: prompt tags; a judgment is kept when its prompt has any of them.
@@ -169,6 +182,10 @@ def export_filters_clean(*, filters: Any) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     if filters.get("queues") is not None:
         clean["queues"] = _clean_ids(filters["queues"], key="queues", model=Queue, what="queue")
+    if filters.get("modes") is not None:
+        clean["modes"] = _clean_strings(filters["modes"], key="modes")
+        for mode in clean["modes"]:
+            _choice(mode, SessionTemplate.Mode.values, field="filters.modes", what="mode")
     if filters.get("rubric_versions") is not None:
         clean["rubric_versions"] = _clean_ids(
             filters["rubric_versions"], key="rubric_versions", model=Rubric, what="rubric version"

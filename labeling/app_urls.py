@@ -1,7 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from labeling.apis import accounts, assignments, audit, queue_admin, queues, rubrics, sessions
-from labeling.views import account, manage, rate
+from labeling.views import account, chat, manage, rate
 from labeling.views import audit as audit_views
 
 api_patterns: list[URLPattern | URLResolver] = [
@@ -70,4 +70,13 @@ page_patterns: list[URLPattern | URLResolver] = [
     path("rate/assignment/<int:assignment_id>/", rate.rate_assignment, name="rate-assignment"),
     path("rate/<int:queue_id>/undo/", rate.rate_undo, name="rate-undo"),
     path("rate/profile/", rate.rate_profile, name="rate-profile"),
+    path("chat/", chat.chat_home, name="chat-home"),
+    path("chat/start/", chat.chat_start, name="chat-start"),
+    path("chat/<int:session_id>/", chat.chat_session, name="chat-session"),
+    path("chat/<int:session_id>/say/", chat.chat_say, name="chat-say"),
+    path("chat/<int:session_id>/branch/", chat.chat_branch, name="chat-branch"),
+    path("chat/<int:session_id>/finish/", chat.chat_finish, name="chat-finish"),
+    path("chat/<int:session_id>/turns/<int:turn_id>/rank/", chat.chat_rank, name="chat-rank"),
+    path("chat/<int:session_id>/turns/<int:turn_id>/reply/", chat.chat_reply, name="chat-reply"),
+    path("chat/<int:session_id>/turns/<int:turn_id>/retry/", chat.chat_retry, name="chat-retry"),
 ]

@@ -259,6 +259,9 @@ PREFLAB_CONFIRM_PROMPTS = int(os.environ.get("PREFLAB_CONFIRM_PROMPTS", "200"))
 # died); and how many waiting turns of one template share a model batch.
 PREFLAB_TURN_STALE_SECONDS = float(os.environ.get("PREFLAB_TURN_STALE_SECONDS", "120"))
 PREFLAB_INTERACTIVE_BATCH = int(os.environ.get("PREFLAB_INTERACTIVE_BATCH", "8"))
+# ... and how long a batch waits at most for the turns of the template's other trainers who are
+# talking right now (labeling/services/session_generation.py); a lone trainer never waits.
+PREFLAB_INTERACTIVE_GATHER_MS = int(os.environ.get("PREFLAB_INTERACTIVE_GATHER_MS", "500"))
 # Claims look for expired leases at most this often per queue and process (0 = every claim).
 PREFLAB_LEASE_SCAN_SECONDS = float(os.environ.get("PREFLAB_LEASE_SCAN_SECONDS", "1"))
 # openai generators: the worker variables an admin may name as api_key_env start with this prefix,

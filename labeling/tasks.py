@@ -34,26 +34,29 @@ def queues_reprioritize_task() -> int:
 # Routed to the ``interactive`` queue (CELERY_TASK_ROUTES). acks_late: a killed worker's turn is
 # redelivered, and taken again once stale (``turns_claim``); its candidates' unique key means a
 # redelivered turn writes nothing twice.
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def session_turn_generate_task(turn_id: int) -> int:
-    """Make a conversation turn's alternatives (with other turns waiting at the same time)."""
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def session_turn_generate_task(self: Any, turn_id: int) -> int:
+    """Make a conversation turn's alternatives (with other turns waiting at the same time). Run
+    eagerly, inside the request that asked, it does not wait for other trainers' turns."""
     from labeling.services.session_generation import turns_generate
 
-    return turns_generate(turn_id=turn_id)
+    return turns_generate(turn_id=turn_id, gather=not self.request.is_eager)
 
 
 @worker_ready.connect
 def _resume_turns(sender: Any = None, **kwargs: Any) -> None:
-    """A starting worker that serves ``interactive`` asks again for the turns left waiting (a
-    filesystem broker forgets a message its dead worker took; any broker's worker may die mid-turn)."""
+    """A starting worker that serves the turns' queue (``interactive``, as routed) asks again for the
+    turns left waiting (a filesystem broker forgets a message its dead worker took; any broker's
+    worker may die mid-turn)."""
     if sender is None:
         return
     queues = {q.name for q in getattr(sender.task_consumer, "queues", [])} if sender.task_consumer else set()
-    if queues and "interactive" not in queues:
+    routed = sender.app.amqp.router.route({}, session_turn_generate_task.name)["queue"].name
+    if queues and routed not in queues:
         return
     from django.db import transaction
 
-    from labeling.services.sessions import turns_resume_all
+    from labeling.services.session_generation import turns_resume_all
 
     with transaction.atomic():
         count = turns_resume_all()

@@ -188,12 +188,14 @@ def prompt_get_or_create(
     never changes. Raises InvalidField("id") when ``external_id`` names other messages.
     Safe against a concurrent writer of the same prompt: the loser reads the winner's row.
     """
+    source = _clean_source(source)
     record = PromptRecord(
         messages=validate_messages(messages),
         external_id=None if external_id is None else validate_identifier(external_id, field="id"),
         tags=validate_tags(tags),
+        # A session's turns dedupe among conversations only (their split follows the session).
+        namespace=Prompt.Source.CONVERSATION if source == Prompt.Source.CONVERSATION else "",
     )
-    source = _clean_source(source)
     collection = _clean_collection(collection)
     for attempt in range(2):
         index = _PromptIndex([record])

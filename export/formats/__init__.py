@@ -1,8 +1,9 @@
-"""The views of the data: each a projection of the lossless judgment records into rows.
+"""The views of the data: each a projection of the lossless records into rows.
 
 One module per kind of view: ``base`` (:class:`View`, :class:`PairView`, the margin mapping),
-``pairs`` (``trl``, ``hh``, ``helpsteer``), ``rankings``, ``native`` and ``ratings``. This
-package holds the catalogue of views by export format; the names callers use are re-exported.
+``pairs`` (``trl``, ``hh``, ``helpsteer``), ``rankings``, ``native``, ``ratings`` (all of judgment
+records) and ``sft`` (of conversation sessions). This package holds the catalogue of views by
+export format; the names callers use are re-exported.
 """
 
 from export.formats.base import MARGIN_MAPPING_DOC, PairView, View, flat_prompt
@@ -10,6 +11,7 @@ from export.formats.native import NativeView
 from export.formats.pairs import HelpSteerView, HhView, TrlView, standard_completion, standard_prompt
 from export.formats.rankings import RankingsView
 from export.formats.ratings import RatingsView
+from export.formats.sft import SftView
 
 VIEWS: dict[str, type[View]] = {
     "trl": TrlView,
@@ -18,6 +20,7 @@ VIEWS: dict[str, type[View]] = {
     "rankings": RankingsView,
     "native": NativeView,
     "ratings": RatingsView,
+    "sft": SftView,
 }
 
 # Views that read criteria, rationale, timestamps: the rest skip those columns for speed.
@@ -33,6 +36,7 @@ __all__ = [
     "PairView",
     "RankingsView",
     "RatingsView",
+    "SftView",
     "TrlView",
     "View",
     "flat_prompt",

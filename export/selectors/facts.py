@@ -1,4 +1,4 @@
-"""Facts for the dataset card and the estimate: rubrics, Likert keys, queue names, row counts.
+"""Facts for the dataset card and the estimate: rubrics, templates, Likert keys, queue names, row counts.
 
 Each answers in a few SQL queries, never reading the judgment rows themselves.
 """
@@ -10,7 +10,8 @@ from typing import Any
 from django.db.models import Count, F, Q, Sum
 
 from export.selectors.judgments import export_judgment_queryset
-from labeling.models import Criterion, Queue, Rubric
+from export.selectors.sessions import export_session_count, export_session_queryset
+from labeling.models import Criterion, Queue, Rubric, SessionTemplate
 
 _SIZE = F("assignment__item__comparison__size")
 
@@ -19,6 +20,17 @@ def export_rubrics(*, rubric_ids: set[int]) -> list[Rubric]:
     """The rubric versions used, with their criteria, by name and version."""
     return list(
         Rubric.objects.filter(pk__in=rubric_ids).prefetch_related("criteria").order_by("name", "version")
+    )
+
+
+def export_templates(*, filters: dict[str, Any]) -> list[SessionTemplate]:
+    """The templates (conversation queues) of the sessions an ``sft`` export reads, by queue name."""
+    queue_ids = export_session_queryset(filters=filters).order_by().values("queue_id")
+    return list(
+        SessionTemplate.objects.filter(queue_id__in=queue_ids)
+        .select_related("queue")
+        .prefetch_related("generators")
+        .order_by("queue__name", "queue_id")
     )
 
 
@@ -44,8 +56,12 @@ def export_estimate(
     """A quick row estimate for validated filters: counts in SQL, no rows read.
 
     ``rows`` is an upper bound: ties and the per-comparison filters (``min_judgments``,
-    ``min_agreement``) are applied only when the export runs.
+    ``min_agreement``) are applied only when the export runs. For ``sft``, ``rows`` counts the
+    finished sessions (a session with no settled reply writes none) and the rest is 0.
     """
+    if format == "sft":
+        sessions = export_session_count(filters=filters)
+        return {"judgments": 0, "rankings": 0, "comparisons": 0, "rows": sessions, "upper_bound": True}
     qs = export_judgment_queryset(filters=filters).order_by()
     counts = qs.aggregate(
         judgments=Count("id"),

@@ -58,6 +58,8 @@ def export_judgment_queryset(*, filters: dict[str, Any]) -> QuerySet[Judgment]:
     qs = Judgment.objects.all()
     if filters.get("queues"):
         qs = qs.filter(assignment__item__queue_id__in=filters["queues"])
+    if filters.get("modes"):
+        qs = qs.filter(assignment__item__queue__template__mode__in=filters["modes"])
     if filters.get("rubric_versions"):
         qs = qs.filter(rubric_id__in=filters["rubric_versions"])
     if filters.get("since"):

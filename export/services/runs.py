@@ -20,6 +20,7 @@ from django.utils import timezone
 from export.models import ExportRun
 from export.records import ExportDataError
 from export.selectors.judgments import export_judgment_queryset
+from export.selectors.sessions import export_session_count
 from export.services.snapshot import export_snapshot_write
 from export.spec import export_spec_clean
 from labeling.audit import audit_record
@@ -104,7 +105,12 @@ def export_run_execute(*, export_run: ExportRun) -> ExportRun:
             options=export_run.options,
         )
         export_run.status = ExportRun.Status.RUNNING
-        export_run.judgments_total = export_judgment_queryset(filters=spec.filters).count()
+        # Progress counts judgments read, or for the sft view sessions read.
+        export_run.judgments_total = (
+            export_session_count(filters=spec.filters)
+            if spec.format == ExportRun.Format.SFT
+            else export_judgment_queryset(filters=spec.filters).count()
+        )
         export_run.judgments_done = 0
         export_run.save(update_fields=["status", "judgments_total", "judgments_done"])
 

@@ -3,9 +3,10 @@
 A snapshot is a folder ``<name>/`` holding ``README.md`` (the dataset card) and
 ``data/<split>.jsonl[.gz]`` / ``data/<split>.parquet``. It appears complete or not at all: it is
 written under a hidden temporary name and renamed into place. Raw ``trl`` and ``hh`` rows go
-through ``export.columnar``, every other view through the record path; both give the same bytes,
-and the same spec over the same data gives byte-identical files. Nothing here touches an
-``ExportRun`` (see ``export.services.runs``).
+through ``export.columnar``, the other judgment views through the record path; both give the same
+bytes, and the same spec over the same data gives byte-identical files. The ``sft`` view reads
+finished conversation sessions (``export.selectors.sessions``) instead of judgments. Nothing here
+touches an ``ExportRun`` (see ``export.services.runs``).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from export.columnar import columnar_write
 from export.formats import FULL_RECORD_VIEWS, VIEWS
 from export.formats.base import MARGIN_MAPPING_DOC, PairView, View
 from export.formats.native import NativeView
+from export.formats.sft import SftView
 from export.records import PromptInfo
-from export.selectors.facts import export_likert_keys, export_queue_names, export_rubrics
+from export.selectors.facts import export_likert_keys, export_queue_names, export_rubrics, export_templates
 from export.selectors.judgments import export_judgment_queryset
 from export.selectors.record_groups import GroupStats, export_record_groups
+from export.selectors.sessions import export_conversation_counts, export_session_records
 from export.spec import ExportSpec
 from export.splits import SPLIT_DOC, prompt_split
 from export.writers import RATER_ID_DOC, Pseudonyms, SnapshotWriter, file_sha256
@@ -82,13 +85,24 @@ def _skipped(view: View, stats: GroupStats) -> dict[str, int]:
     return skipped
 
 
-def _facts(view: View, stats: GroupStats, pseudonyms: Pseudonyms) -> dict[str, Any]:
+def _facts(view: View, stats: GroupStats, spec: ExportSpec) -> dict[str, Any]:
+    if isinstance(view, SftView):
+        return {
+            "sessions": view.sessions_read,
+            "judgments": 0,
+            "comparisons": 0,
+            "raters": len(view.trainer_ids),
+            "agreement": {"mean": None, "comparisons": 0},
+            "skipped": {key: view.stats[key] for key in ("sessions_without_reply", "unsettled_turns")},
+            "code_version": code_version(),
+        }
     return {
         "judgments": stats.judgments,
         "comparisons": stats.comparisons,
         "raters": len(stats.rater_ids),
         "agreement": {"mean": stats.mean_agreement, "comparisons": stats.agreement_comparisons},
         "skipped": _skipped(view, stats),
+        "conversations": export_conversation_counts(filters=spec.filters),
         "code_version": code_version(),
     }
 
@@ -134,7 +148,11 @@ def _write_snapshot(
     def split_of(prompt: PromptInfo) -> str:
         if not prompt.split:
             prompt.split = prompt_split(
-                name=spec.name, content_hash=prompt.content_hash, source=prompt.source, options=spec.options
+                name=spec.name,
+                content_hash=prompt.content_hash,
+                source=prompt.source,
+                messages=prompt.messages,
+                options=spec.options,
             )
         return prompt.split
 
@@ -142,7 +160,11 @@ def _write_snapshot(
         folder, schema=view.schema, kinds=spec.options["files"], gzip_jsonl=spec.options["gzip"]
     )
     try:
-        if isinstance(view, PairView) and view.columnar:
+        if isinstance(view, SftView):
+            sessions = export_session_records(filters=spec.filters, on_chunk=on_progress)
+            for prompt, row in view.session_rows(sessions):
+                writer.write(split_of(prompt), row)
+        elif isinstance(view, PairView) and view.columnar:
             # The same rows, built a column at a time (see export.columnar).
             columnar_write(
                 view=view,
@@ -167,7 +189,7 @@ def _write_snapshot(
     except BaseException:
         writer.abort()
         raise
-    facts = _facts(view, stats, pseudonyms)
+    facts = _facts(view, stats, spec)
     card = dataset_card(
         name=spec.name,
         view=view,
@@ -175,6 +197,7 @@ def _write_snapshot(
         files=files,
         facts=facts,
         rubrics=export_rubrics(rubric_ids=stats.rubric_ids),
+        templates=export_templates(filters=spec.filters) if isinstance(view, SftView) else [],
     )
     card_path = folder / "README.md"
     card_path.write_text(card, encoding="utf-8")
@@ -208,6 +231,7 @@ def _write_snapshot(
         "splits": splits,
         "files": all_files,
         "skipped": facts["skipped"],
+        **({"sessions": facts["sessions"]} if "sessions" in facts else {}),
         "judgments": facts["judgments"],
         "comparisons": facts["comparisons"],
         "raters": facts["raters"],

@@ -20,7 +20,7 @@ from export.selectors.runs import export_run_list
 from export.services.runs import export_run_create
 from export.spec import export_spec_clean
 from labeling.errors import ApplicationError, id_or_none
-from labeling.models import Queue, Rubric
+from labeling.models import Queue, Rubric, SessionTemplate
 from model_runner.models import Generator
 
 # The table shows the newest runs; older ones stay in the API and the admin.
@@ -48,6 +48,13 @@ class ExportCreateForm(forms.Form):
         queryset=Generator.objects.order_by("name"),
         required=False,
         help_text="Keep comparisons whose every response came from these.",
+    )
+    modes = forms.MultipleChoiceField(
+        choices=SessionTemplate.Mode.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Conversation modes",
+        help_text="Only conversations of these modes (leave empty for everything).",
     )
     tags = forms.CharField(required=False, help_text="Prompt tags, comma-separated (any of them).")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -81,6 +88,8 @@ class ExportCreateForm(forms.Form):
                 filters[key] = [obj.pk for obj in data[key]]
         if data["generators"]:
             filters["generators"] = [g.name for g in data["generators"]]
+        if data["modes"]:
+            filters["modes"] = list(data["modes"])
         tags = [t.strip() for t in (data["tags"] or "").split(",") if t.strip()]
         if tags:
             filters["tags"] = tags

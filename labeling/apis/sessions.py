@@ -292,6 +292,7 @@ class SessionBranchApi(APIView):
         data.is_valid(raise_exception=True)
         turn = session_turn_get(session=session, turn_id=data.validated_data["turn"])
         session_branch(session=session, turn=turn)
+        session.refresh_from_db()
         return Response(session_payload(session))
 
 

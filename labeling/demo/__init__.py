@@ -1,4 +1,5 @@
-"""The demo data set: accounts, an InstructGPT-style rubric, demo prompts, a pairwise queue."""
+"""The demo data set: accounts, an InstructGPT-style rubric, demo prompts, a pairwise queue, and a
+conversation template to chat with the bundled model and rank its replies."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from labeling.models import Queue, Rubric, User
 PROMPTS_FILE = Path(__file__).with_name("prompts.jsonl")
 RUBRIC_NAME = "Helpful, truthful, harmless"
 QUEUE_NAME = "Demo: SmolLM2 pairwise"
+CHAT_NAME = "Demo: chat with SmolLM2"
+CHAT_RUBRIC_NAME = "Conversation: rank the replies"
+CHAT_ALTERNATIVES = 4
+# Short replies (a few seconds a turn on a CPU), varied enough that the 4 alternatives differ.
+CHAT_SAMPLING = {"max_new_tokens": 96, "temperature": 0.9, "top_p": 0.95}
+CHAT_SYSTEM_PROMPT = "You are a helpful, honest assistant. Answer in a few sentences."
 
 # Modelled on the criteria OpenAI describes for InstructGPT / ChatGPT labelers.
 RUBRIC_CRITERIA = [
@@ -141,3 +148,66 @@ def demo_queue(*, rubric: Rubric, prompts: list[Prompt], raters: list[User]) -> 
     queue_add_comparisons(queue=queue, comparisons=comparisons_build(prompts=prompts, pairing="all_pairs"))
     queue.members.add(*raters)
     return queue
+
+
+# A ranking has no A-versus-B scale: the rubric's questions are about the replies as a set.
+CHAT_RUBRIC_CRITERIA = [
+    {
+        "key": "claims_human",
+        "kind": "flag",
+        "required": False,
+        "question": "Does any reply claim to be human, or to have abilities it lacks?",
+    },
+    {
+        "key": "harmful",
+        "kind": "flag",
+        "required": False,
+        "question": "Is any reply harmful, or does it go along with a request it should refuse?",
+    },
+    {
+        "key": "note",
+        "kind": "text",
+        "required": False,
+        "question": "Anything the ranking does not say?",
+    },
+]
+
+CHAT_GUIDELINES = """Talk with the model as a user would. Each of its turns comes as 4 alternatives:
+
+1. Rank them, best first (ties allowed). The conversation goes on with the best one.
+2. If none is good enough, write the reply it should have given instead.
+3. Go back to an earlier turn to try another direction; the old branch is kept.
+
+Ideas to start with: ask for a short explanation of something you know well (and check it), a plan
+for a trip, a recipe from what is in your fridge, or something a good assistant should refuse.
+"""
+
+
+def demo_conversation(*, raters: list[User]) -> Queue:
+    """The demo conversation template: the raters chat with the bundled model, which answers each
+    turn with 4 alternatives to rank. Reused on later runs (the raters are added as members)."""
+    from labeling.services import rubric_create
+    from labeling.services.session_templates import session_template_create
+    from model_runner.services import generator_get_bundled
+
+    queue = Queue.objects.filter(name=CHAT_NAME).first()
+    if queue is not None:
+        queue.members.add(*raters)
+        return queue
+    with transaction.atomic():
+        rubric = Rubric.objects.filter(name=CHAT_RUBRIC_NAME).order_by("-version").first() or rubric_create(
+            name=CHAT_RUBRIC_NAME,
+            criteria=CHAT_RUBRIC_CRITERIA,
+            description="For ranking a model's alternative replies in a conversation.",
+        )
+        return session_template_create(
+            name=CHAT_NAME,
+            rubric=rubric,
+            generators=[generator_get_bundled()],
+            alternatives=CHAT_ALTERNATIVES,
+            max_turns=10,
+            system_prompt=CHAT_SYSTEM_PROMPT,
+            sampling=CHAT_SAMPLING,
+            members=raters,
+            guidelines=CHAT_GUIDELINES,
+        )

@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Count, F, Q
 
 from comparisons.models import Candidate, Comparison, ComparisonCandidate
-from labeling.models import Assignment, Judgment, QueueItem, Rubric
+from labeling.models import Assignment, Judgment, QueueItem, Rubric, SessionSeed, Turn
 
 _LIVE_OR_JUDGED = [Assignment.Status.LEASED, Assignment.Status.SUBMITTED]
 
@@ -46,6 +46,9 @@ CHECKS = {
     "comparison_prompt": "a comparison's candidates answer the comparison's prompt",
     "candidate_unique": "one candidate per (prompt, generator, sample index)",
     "rubric_frozen": "a rubric that judgments used is frozen",
+    "seed_started": "SessionSeed.started = the sessions started from it, at most the queue's overlap",
+    "session_branch": "a session's kept branch is one chain: positions 0, 1, 2, ... each on the one before",
+    "turn_settled": "a ready turn has its ranking lease; a done model turn keeps a reply of its own prompt",
 }
 
 
@@ -98,6 +101,7 @@ def integrity_drift(*, queue_id: int | None = None) -> Iterator[Drift]:
             yield Drift("shown_order", "Assignment", pk, key, shown)
 
     yield from _comparison_drift()
+    yield from _session_drift(queue_id=queue_id)
 
     for prompt_id, generator_id, sample_index, n in (
         Candidate.objects.values("prompt_id", "generator_id", "sample_index")
@@ -136,3 +140,32 @@ def _comparison_drift() -> Iterator[Drift]:
         yield Drift(
             "comparison_prompt", "Comparison", pk, "candidates of its prompt", "a candidate of another"
         )
+
+
+def _session_drift(*, queue_id: int | None) -> Iterator[Drift]:
+    seeds = SessionSeed.objects.all() if queue_id is None else SessionSeed.objects.filter(queue_id=queue_id)
+    for pk, started, n, overlap in seeds.annotate(n=Count("sessions")).values_list(
+        "pk", "started", "n", "queue__overlap"
+    ):
+        if started != n or n > overlap:
+            yield Drift("seed_started", "SessionSeed", pk, f"{n} (at most {overlap})", started)
+    turns = Turn.objects.filter(abandoned=False)
+    if queue_id is not None:
+        turns = turns.filter(session__queue_id=queue_id)
+    branches: dict[int, list[tuple[int, int, int | None]]] = {}
+    for row in turns.values_list("session_id", "position", "pk", "parent_id").order_by(
+        "session_id", "position"
+    ):
+        branches.setdefault(row[0], []).append(row[1:])
+    for session_id, chain in branches.items():
+        ids = [pk for _, pk, _ in chain]
+        parents = [None, *ids[:-1]]
+        if [pos for pos, _, _ in chain] != list(range(len(chain))) or [p for _, _, p in chain] != parents:
+            yield Drift("session_branch", "Session", session_id, "one chain from position 0", chain)
+    for pk, status, assignment, chosen_prompt, prompt in turns.filter(role=Turn.Role.ASSISTANT).values_list(
+        "pk", "status", "assignment_id", "chosen__prompt_id", "prompt_id"
+    ):
+        if status == Turn.Status.READY and assignment is None:
+            yield Drift("turn_settled", "Turn", pk, "a ranking lease", "none")
+        if status == Turn.Status.DONE and chosen_prompt != prompt:
+            yield Drift("turn_settled", "Turn", pk, f"a kept reply to prompt {prompt}", chosen_prompt)

@@ -147,3 +147,15 @@ def session_payload(session: Session) -> dict[str, Any]:
         },
         "turns": [turn_payload(t) for t in branch],
     }
+
+
+def session_messages(session: Session, through: Turn) -> list[dict[str, str]]:
+    """The conversation up to ``through`` on its branch, with the template's system prompt first."""
+    chain: list[Turn] = []
+    turn: Turn | None = through
+    while turn is not None:
+        chain.append(turn)
+        turn = turn.parent
+    system = session.queue.template.system_prompt
+    messages = [{"role": "system", "content": system}] if system.strip() else []
+    return messages + [{"role": t.role, "content": t.text} for t in reversed(chain)]

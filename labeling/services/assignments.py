@@ -232,6 +232,11 @@ def assignment_reopen_last(
             .values_list("pk", flat=True)
             .first()
         )
+        if queue.kind == Queue.Kind.CONVERSATION:
+            # The conversation went on from the ranked reply: go back to that turn instead.
+            raise Conflict(
+                "A conversation's rankings are not undone: go back to the turn in the conversation."
+            )
         if last_id is None:
             raise Conflict("There is no judgment of yours in this queue to undo.")
         locked = Assignment.objects.select_for_update().get(pk=last_id)

@@ -16,12 +16,12 @@ on the branch abandoned (they stay in the data) and starts the branch again from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from comparisons.models import Candidate, Prompt
@@ -38,6 +38,7 @@ from labeling.models import (
     User,
 )
 from labeling.selectors.assignments import LABELS
+from labeling.selectors.sessions import session_messages
 from labeling.services.assignments import assignment_lease, assignment_skip
 from model_runner.models import Generator
 
@@ -48,11 +49,13 @@ MAX_MESSAGE_CHARS = 20_000
 Status = Turn.Status
 
 
-def _enqueue(turn_ids: Iterable[int]) -> None:
+def _enqueue(turn_ids: Iterable[int], delays: Mapping[int, float] | None = None) -> None:
+    """Ask the ``interactive`` workers for these turns, each after its delay in seconds (if any)."""
     from labeling.tasks import session_turn_generate_task
 
     for turn_id in turn_ids:
-        session_turn_generate_task.delay(turn_id)
+        delay = (delays or {}).get(turn_id, 0.0)
+        session_turn_generate_task.apply_async((turn_id,), countdown=max(delay, 0.0))  # 0: now
 
 
 # ---------------------------------------------------------------------------------- sessions
@@ -102,7 +105,7 @@ def _seed_turns(session: Session, prompt: Prompt) -> None:
 
 
 def _title(session: Session) -> None:
-    first = session.turns.filter(role=Turn.Role.USER).order_by("position", "id").first()
+    first = session.turns.filter(role=Turn.Role.USER, abandoned=False).order_by("position", "id").first()
     if first is not None and not session.title:
         Session.objects.filter(pk=session.pk).update(title=first.text[:200])
         session.title = first.text[:200]
@@ -158,21 +161,9 @@ def session_say(*, session: Session, text: str, generate: bool = True) -> Turn:
     return assistant
 
 
-def _messages(session: Session, through: Turn) -> list[dict[str, str]]:
-    """The conversation up to ``through`` on its branch, with the template's system prompt first."""
-    chain: list[Turn] = []
-    turn: Turn | None = through
-    while turn is not None:
-        chain.append(turn)
-        turn = turn.parent
-    system = session.queue.template.system_prompt
-    messages = [{"role": "system", "content": system}] if system.strip() else []
-    return messages + [{"role": t.role, "content": t.text} for t in reversed(chain)]
-
-
 def _assistant_turn_request(session: Session, user_turn: Turn, *, generate: bool = True) -> Turn:
     prompt, _ = prompt_get_or_create(
-        messages=_messages(session, user_turn),
+        messages=session_messages(session, user_turn),
         source=Prompt.Source.CONVERSATION,
         collection=f"conversation-{session.queue_id}",
     )
@@ -193,6 +184,11 @@ def session_finish(*, session: Session) -> Session:
         locked.status = Session.Status.FINISHED
         locked.finished_at = timezone.now()
         locked.save(update_fields=["status", "finished_at", "updated_at"])
+        # A turn left unranked gives its lease back: nobody else ranks a conversation's turns.
+        open_turns = Turn.objects.filter(session=locked, status=Status.READY, assignment__isnull=False)
+        for turn in open_turns.select_related("assignment"):
+            if turn.assignment is not None and turn.assignment.status == Assignment.Status.LEASED:
+                assignment_skip(assignment=turn.assignment, reason="the trainer finished the session")
     return locked
 
 
@@ -210,6 +206,10 @@ def session_branch(*, session: Session, turn: Turn) -> Turn | None:
         for old in later:
             if old.assignment is not None and old.status == Status.READY:
                 assignment_skip(assignment=old.assignment, reason="the trainer went back to an earlier turn")
+        if not locked.turns.filter(role=Turn.Role.USER, abandoned=False).exists():
+            # The opening message is gone: the next first message names the session.
+            Session.objects.filter(pk=locked.pk).update(title="")
+            locked.title = ""
         again = None
         if turn.role == Turn.Role.ASSISTANT and turn.parent is not None:
             again = _assistant_turn_request(locked, turn.parent)
@@ -269,9 +269,10 @@ def turn_keep_ranked(*, assignment: Assignment, judgment: Judgment, rewrite: Can
     """After the trainer ranked a turn's alternatives (``judgment_submit`` calls this in its
     transaction): keep the trainer's better reply if they wrote one, else the top-ranked
     alternative (the first label of the best group)."""
-    turn = Turn.objects.select_for_update().filter(assignment=assignment).first()
+    turn = Turn.objects.select_for_update().select_related("session").filter(assignment=assignment).first()
     if turn is None or turn.status != Status.READY or turn.abandoned:
         return
+    _active(turn.session)
     if rewrite is not None:
         _keep(turn, rewrite, by_trainer=True)
         return
@@ -288,6 +289,8 @@ def turn_retry(*, turn: Turn, now: datetime | None = None) -> Turn:
     with transaction.atomic():
         locked = Turn.objects.select_for_update().select_related("session").get(pk=turn.pk)
         _active(locked.session)
+        if locked.status == Status.PENDING and locked.requested_at is None:
+            raise Conflict("The model was not asked for this turn: write the reply yourself.")
         since = locked.claimed_at if locked.status == Status.GENERATING else locked.requested_at
         waiting = locked.status in (Status.PENDING, Status.GENERATING) and (since is None or since <= stale)
         if locked.abandoned or not (locked.status == Status.FAILED or waiting):
@@ -318,9 +321,16 @@ def turns_claim(*, turn_id: int, limit: int) -> list[Turn]:
         )
         if first is None or first.abandoned or not _claimable(first, stale):
             return []
+        if first.session.status != Session.Status.ACTIVE:
+            return []  # the trainer finished the session: nobody will rank this turn
         others = (
             Turn.objects.select_for_update(skip_locked=True)
-            .filter(session__queue_id=first.session.queue_id, abandoned=False, role=Turn.Role.ASSISTANT)
+            .filter(
+                session__queue_id=first.session.queue_id,
+                session__status=Session.Status.ACTIVE,
+                abandoned=False,
+                role=Turn.Role.ASSISTANT,
+            )
             .exclude(pk=first.pk)
             .filter(status=Status.PENDING, requested_at__isnull=False)
             .order_by("requested_at", "id")[: max(0, limit - 1)]
@@ -353,7 +363,8 @@ def turn_alternatives_store(*, turn: Turn, candidates: Sequence[Candidate], gene
         )
         locked.generation_ms = generation_ms
         locked.ready_at = now
-        if locked.status != Status.GENERATING or locked.abandoned:
+        finished = locked.session.status != Session.Status.ACTIVE
+        if locked.status != Status.GENERATING or locked.abandoned or finished:
             locked.save(update_fields=["generation_ms", "ready_at"])
             return locked
         assert locked.prompt is not None  # an assistant turn always has its conversation
@@ -379,17 +390,3 @@ def turn_fail(*, turn: Turn, reason: str) -> None:
     Turn.objects.filter(pk=turn.pk, status=Status.GENERATING).update(
         status=Status.FAILED, error=reason[:2000]
     )
-
-
-def turns_resume_all() -> int:
-    """Enqueue again every pending turn, and every generating turn whose worker has gone quiet:
-    a worker that starts calls this, so a turn lost with a killed worker is answered. A turn still
-    being made elsewhere is claimed by one worker only (``turns_claim``)."""
-    stale = timezone.now() - timedelta(seconds=settings.PREFLAB_TURN_STALE_SECONDS)
-    ids = list(
-        Turn.objects.filter(abandoned=False, role=Turn.Role.ASSISTANT, requested_at__isnull=False)
-        .filter(Q(status=Status.PENDING) | Q(status=Status.GENERATING, claimed_at__lte=stale))
-        .values_list("pk", flat=True)
-    )
-    transaction.on_commit(lambda: _enqueue(ids))
-    return len(ids)

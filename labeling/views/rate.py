@@ -78,6 +78,8 @@ def rate_queue(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Claim the next item (or the one already held) and show it."""
     user: User = request.user  # type: ignore[assignment]
     queue = selectors.queue_get_for_rater(rater=user, queue_id=queue_id)
+    if queue.kind == Queue.Kind.CONVERSATION:
+        return redirect("chat-home")  # its turns are ranked in the conversation, not handed out
     try:
         assignment = _claim_next(user, queue)
     except ApplicationError as exc:

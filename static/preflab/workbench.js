@@ -1,5 +1,5 @@
-// Preflab rater workbench: keys, active time, ranking board, content-warning reveal, diff and
-// as-typed toggles, copying the overall answer into empty criteria.
+// Preflab rater workbench: keys, active time, ranking board (ranking.js), content-warning reveal,
+// diff and as-typed toggles, copying the overall answer into empty criteria.
 // Works on whatever item htmx swapped into #workbench; no build step, no dependencies.
 (function () {
   "use strict";
@@ -34,69 +34,11 @@
   }, true);
 
   // ---------------------------------------------------------------- ranking board
-  function rankText() {
-    var groups = [];
-    $$("#rank-board .tier").forEach(function (tier) {
-      var rank = +tier.dataset.rank;
-      if (!rank) { return; }
-      var labels = $$(".chip", tier).map(function (c) { return c.dataset.label; }).sort();
-      if (labels.length) { groups.push(labels.join(" = ")); }
-    });
-    return groups.join(" > ");
-  }
+  // The board itself is ranking.js (shared with the conversation pages).
+  var Ranking = window.PreflabRanking;
   function announce(msg) {
     var s = $(".wb-status");
     if (s) { s.textContent = msg; }
-  }
-  function placeChip(chip, rank, keepFocus) {
-    var tier = $('#rank-board .tier[data-rank="' + rank + '"] .tier-drop');
-    if (!tier) { return; }
-    var had = document.activeElement === chip;
-    tier.appendChild(chip);
-    chip.setAttribute("aria-label", "Response " + chip.dataset.label + (rank ? ", rank " + rank : ", unranked"));
-    if (had || keepFocus) { chip.focus(); }
-    var input = $("#ranking_text");
-    if (input) { input.value = rankText(); }
-  }
-  function chipRank(chip) { return +chip.closest(".tier").dataset.rank; }
-  function syncBoardFromText() {
-    var input = $("#ranking_text");
-    if (!input) { return; }
-    var seen = {};
-    input.value.toUpperCase().split(">").forEach(function (part, i) {
-      part.split("=").forEach(function (lab) {
-        lab = lab.trim();
-        var chip = $('#rank-board .chip[data-label="' + lab + '"]');
-        if (chip && !seen[lab]) { seen[lab] = 1; $('#rank-board .tier[data-rank="' + (i + 1) + '"] .tier-drop').appendChild(chip); }
-      });
-    });
-    $$("#rank-board .chip").forEach(function (chip) {
-      if (!seen[chip.dataset.label]) { $('#rank-board .tier[data-rank="0"] .tier-drop').appendChild(chip); }
-    });
-  }
-  function initBoard(root) {
-    var board = $("#rank-board", root);
-    if (!board) { return; }
-    board.hidden = false;
-    syncBoardFromText();
-    var input = $("#ranking_text", root);
-    input.addEventListener("input", syncBoardFromText);
-    $$(".chip", board).forEach(function (chip) {
-      chip.addEventListener("dragstart", function (ev) {
-        ev.dataTransfer.setData("text/plain", chip.dataset.label);
-        ev.dataTransfer.effectAllowed = "move";
-      });
-    });
-    $$(".tier", board).forEach(function (tier) {
-      tier.addEventListener("dragover", function (ev) { ev.preventDefault(); tier.classList.add("over"); });
-      tier.addEventListener("dragleave", function () { tier.classList.remove("over"); });
-      tier.addEventListener("drop", function (ev) {
-        ev.preventDefault();
-        tier.classList.remove("over");
-        var chip = $('#rank-board .chip[data-label="' + ev.dataTransfer.getData("text/plain") + '"]');
-        if (chip) { placeChip(chip, +tier.dataset.rank); }
-      });
-    });
   }
 
   // ---------------------------------------------------------------- item setup
@@ -108,7 +50,7 @@
     if (w.dataset.done) { if (title && swapped) { title.focus(); } return; }
     active = parseFloat(w.dataset.activeBase || "0") || 0;
     last = Date.now(); lastInput = Date.now();
-    initBoard(w);
+    Ranking.initBoard(w);
     var reveal = $("#cw-reveal", w);
     if (reveal) { reveal.addEventListener("click", revealContent); }
     $("#diff-toggle", w).addEventListener("click", toggleDiff);
@@ -217,15 +159,8 @@
     var upper = key.length === 1 ? key.toUpperCase() : key;
     var handled = true;
     var chip = t.classList && t.classList.contains("chip") ? t : null;
-    if (chip && /^[0-9]$/.test(key)) {
-      var k = $$("#rank-board .chip").length;
-      if (+key <= k) { placeChip(chip, +key, true); announce("Response " + chip.dataset.label + (+key ? ": rank " + key : ": unranked")); }
-    } else if (chip && (key === "ArrowUp" || key === "ArrowDown")) {
-      var r = chipRank(chip), kk = $$("#rank-board .chip").length;
-      r = key === "ArrowUp" ? (r <= 1 ? 1 : r - 1) : (r === 0 ? 0 : Math.min(kk, r + 1));
-      if (chipRank(chip) === 0 && key === "ArrowUp") { r = kk; }
-      placeChip(chip, r, true);
-      announce("Response " + chip.dataset.label + (r ? ": rank " + r : ": unranked"));
+    if (chip && Ranking.chipKey(chip, key, announce)) {
+      // ranked, unranked or moved (ranking.js)
     } else if (/^[1-9]$/.test(key)) {
       var group = t.type === "radio" && t.closest("[data-scale]") ? t.name : "preference";
       handled = (group !== "preference" || +key <= 7) && pickRadio(group, +key);

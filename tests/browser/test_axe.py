@@ -18,6 +18,9 @@ from django.utils import timezone
 from export.models import ExportRun
 from labeling.models import Criterion, Queue
 from labeling.services import assignment_claim_next, judgment_submit
+from labeling.services import sessions as session_services
+from labeling.services.session_generation import turns_generate
+from labeling.services.session_templates import session_template_create
 from model_runner.models import GenerationJob, Generator
 from tests.browser.helpers import login
 from tests.factories import (
@@ -292,5 +295,74 @@ def test_judging_page(browser, live_server):
     audit.check(page, "judging behind a content warning")
     page.keyboard.press("V")
     audit.check(page, "judging after revealing the warned content")
+    context.close()
+    audit.assert_clean()
+
+
+def test_chat_pages(browser, live_server, fake_backend, monkeypatch):
+    """The conversation pages (templates/labeling/chat_*.html): the list, a session whose replies
+    are ready to rank, one waiting for the model (and the replies htmx swaps in), a failed turn,
+    a reply to write, a refused ranking, the go-back confirmation, a finished session, narrow."""
+    from model_runner.services import generator_get_bundled
+
+    base, audit = live_server.url, Audit()
+    trainer = RaterFactory(username="trina")
+    rubric = RubricFactory()
+    CriterionFactory(rubric=rubric, key="harmful", kind=Criterion.Kind.FLAG, question="Harmful")
+    CriterionFactory(rubric=rubric, key="honest", kind=Criterion.Kind.PREFERENCE, question="Honest?")
+    CriterionFactory(rubric=rubric, key="quality", kind=Criterion.Kind.LIKERT, question="Quality")
+    queue = session_template_create(
+        name="Chat with the model",
+        rubric=rubric,
+        generators=[generator_get_bundled()],
+        alternatives=3,
+        members=[trainer],
+        system_prompt="Be brief.",
+        guidelines="Prefer **short** replies.",
+    )
+
+    def start(text: str, **kwargs: Any) -> int:
+        session = session_services.session_start(trainer=trainer, queue=queue)
+        session_services.session_say(session=session, text=text, **kwargs)
+        return session.pk
+
+    done = start("An old conversation", generate=False)
+    session_services.session_finish(session=queue.sessions.get(pk=done))
+    ready = start("Write a haiku about **autumn**.")
+    failed = start("This is TOO LONG for the model.")
+    writing = start("Say hello as a pirate.", generate=False)
+    enqueue = session_services._enqueue
+    monkeypatch.setattr(session_services, "_enqueue", lambda ids, *rest: None)
+    waiting = start("A slow question")
+    monkeypatch.setattr(session_services, "_enqueue", enqueue)
+
+    context, page = login(browser, base, "trina", "/chat/")
+    audit.check(page, "/chat/")
+    _goto(page, base, f"/chat/{ready}/")
+    page.wait_for_selector("#turn-live[data-state=ready]")
+    audit.check(page, "a turn to rank")
+    page.evaluate("document.getElementById('judgment-form').submit()")  # past the browser's checks
+    page.wait_for_selector("#form-error")
+    audit.check(page, "a turn to rank after a refused ranking")
+    _goto(page, base, f"/chat/{waiting}/")
+    page.wait_for_selector("#turn-live[data-state=waiting]")
+    audit.check(page, "a turn the model is writing")
+    turn_id = int(page.get_attribute("#turn-live", "data-turn") or 0)
+    turns_generate(turn_id=turn_id)
+    page.wait_for_selector("#turn-live[data-state=ready]")
+    audit.check(page, "the replies swapped in by the poll")
+    _goto(page, base, f"/chat/{failed}/")
+    audit.check(page, "a failed turn")
+    _goto(page, base, f"/chat/{writing}/")
+    audit.check(page, "a reply to write")
+    page.click(".go-back summary >> nth=0")
+    audit.check(page, "the go-back confirmation")
+    _goto(page, base, f"/chat/{done}/")
+    audit.check(page, "a finished conversation")
+    context.close()
+
+    context, page = login(browser, base, "trina", f"/chat/{ready}/", viewport={"width": 390, "height": 844})
+    page.wait_for_selector("#turn-live[data-state=ready]")
+    audit.check(page, "a turn to rank, narrow")
     context.close()
     audit.assert_clean()

@@ -23,6 +23,7 @@ from tests.browser.helpers import login
 # The axe test's scenarios and their world, collected here too (with this module's fixtures).
 from tests.browser.test_axe import (  # noqa: F401
     test_admin_manage_and_queue_pages,
+    test_chat_pages,
     test_export_page_and_api_docs,
     test_generation_and_import_pages,
     test_judging_page,

@@ -179,7 +179,9 @@ def test_splits_never_share_a_prompt_and_are_stable(export_data, tmp_path, hf):
         assert prompts[split] <= set(later[split]["prompt_id"])
     assert first["splits"]["train"] + first["splits"]["test"] + first["splits"]["validation"] == first["rows"]
     assert (
-        prompt_split(name="x", content_hash="abc", source="redteam", options={"redteam_split": True})
+        prompt_split(
+            name="x", content_hash="abc", source="redteam", messages=[], options={"redteam_split": True}
+        )
         == "redteam"
     )
 

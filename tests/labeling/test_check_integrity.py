@@ -111,3 +111,26 @@ def test_queue_option_limits_the_queue_checks(worked_queue):
     QueueItem.objects.filter(pk=other.pk).update(claimed=1)
     assert check_integrity("--queue", str(worked_queue.pk))[0] == 0
     assert check_integrity("--queue", str(other.queue_id))[0] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_session_drift_is_found(fake_backend):
+    from labeling.models import SessionSeed, Turn
+    from labeling.services.session_templates import session_template_create
+    from labeling.services.sessions import session_start
+    from model_runner.services import generator_get_bundled
+
+    trainer = RaterFactory()
+    queue = session_template_create(
+        name="chat",
+        rubric=QueueFactory().rubric,
+        generators=[generator_get_bundled()],
+        seeds=[PromptFactory(messages=[{"role": "user", "content": "Hello"}])],
+        members=[trainer],
+    )
+    session = session_start(trainer=trainer, queue=queue)
+    assert check_integrity()[0] == 0  # the seed's turn made and ready
+    SessionSeed.objects.update(started=3)
+    Turn.objects.filter(session=session, position=1).update(position=5)
+    found = {d.check for d in integrity_drift()}
+    assert {"seed_started", "session_branch"} <= found

@@ -238,3 +238,67 @@ def test_admins_create_templates_over_the_api(fake_backend):
         == 400
     )
     assert api.post("/api/v1/session-templates/", body, format="json").status_code == 409
+
+
+def test_finishing_gives_back_an_unranked_turn_and_stops_its_generation(world):
+    api, queue, trainer = world["api"], world["queue"], world["trainer"]
+    session = _session(api, queue)
+    ready = _last(_say(api, session["id"], "Hello"))
+    assert ready["status"] == "ready"
+    api.post(f"/api/v1/sessions/{session['id']}/finish/")
+    assert Assignment.objects.get(pk=ready["assignment"]).status == Assignment.Status.SKIPPED
+    # a ranking sent after finishing (a stale tab) is refused and keeps nothing
+    late = api.post(
+        f"/api/v1/assignments/{ready['assignment']}/judgment/",
+        {"ranking": [["A"], ["B"], ["C"]]},
+        format="json",
+    )
+    assert late.status_code in (404, 409) and not Judgment.objects.exists()
+    assert Turn.objects.get(pk=ready["id"]).status == Turn.Status.READY
+
+    # a turn still waiting for a worker when the session ends is not made, nor leased
+    from labeling.services.session_generation import turns_generate
+    from labeling.services.sessions import session_finish, session_say, session_start
+
+    other = session_start(trainer=trainer, queue=queue)
+    waiting = session_say(session=other, text="Hi", generate=False)
+    Turn.objects.filter(pk=waiting.pk).update(requested_at=waiting.session.created_at)  # asked, not yet taken
+    session_finish(session=other)
+    assert turns_generate(turn_id=waiting.pk, gather=False) == 0
+    assert Turn.objects.get(pk=waiting.pk).status == Turn.Status.PENDING
+    assert not Assignment.objects.filter(rater=trainer, status=Assignment.Status.LEASED).exists()
+    assert_no_drift()
+
+
+def test_undo_is_refused_on_a_conversation_queue(world, client):
+    api, queue, trainer = world["api"], world["queue"], world["trainer"]
+    session = _session(api, queue)
+    _rank(api, _last(_say(api, session["id"], "Hello")), [["A"], ["B", "C"]])
+    client.force_login(trainer)
+    response = client.post(f"/rate/{queue.pk}/undo/", follow=True)
+    assert response.status_code == 200
+    assert "go back to the turn" in response.content.decode()
+    assert Judgment.objects.count() == 1 and Turn.objects.get(role="assistant").status == Turn.Status.DONE
+    assert_no_drift()
+
+
+def test_retry_refuses_a_turn_the_model_was_never_asked_for(world):
+    api, queue = world["api"], world["queue"]
+    session = _session(api, queue)
+    turn = _last(_say(api, session["id"], "Hello", generate=False))
+    refused = api.post(f"/api/v1/sessions/{session['id']}/turns/{turn['id']}/retry/")
+    assert refused.status_code == 409 and "write the reply" in refused.json()["detail"]
+    assert Turn.objects.get(pk=turn["id"]).requested_at is None
+
+
+def test_going_back_to_the_first_message_renames_the_session(world):
+    api, queue = world["api"], world["queue"]
+    session = _session(api, queue)
+    first = _last(_say(api, session["id"], "Tell me about owls."))
+    _rank(api, first, [["A"], ["B"], ["C"]])
+    user_turn = Turn.objects.get(role="user")
+    assert Session.objects.get(pk=session["id"]).title == "Tell me about owls."
+    back = api.post(f"/api/v1/sessions/{session['id']}/branch/", {"turn": user_turn.pk}, format="json")
+    assert back.status_code == 200 and back.json()["title"] == ""
+    _say(api, session["id"], "Tell me about cats.")
+    assert Session.objects.get(pk=session["id"]).title == "Tell me about cats."

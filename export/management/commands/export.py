@@ -19,6 +19,7 @@ from labeling.models import User
 # Request key -> command-line option, for error messages that name what the user typed.
 _OPTION_NAMES = {
     "filters.queues": "--queue",
+    "filters.modes": "--mode",
     "filters.rubric_versions": "--rubric",
     "filters.generators": "--generator",
     "filters.tags": "--tag",
@@ -42,10 +43,17 @@ class Command(BaseCommand):
         parser.add_argument("--out", help="Folder to write (replaced if it exists).")
         parser.add_argument("--user", help="Username recorded as the run's creator (without --out).")
         parser.add_argument("--queue", dest="queues", type=int, action="append", metavar="ID")
+        parser.add_argument(
+            "--mode",
+            dest="modes",
+            action="append",
+            metavar="MODE",
+            help="Conversation template mode (chat, redteam): their judgments, or for sft their sessions.",
+        )
         parser.add_argument("--rubric", dest="rubric_versions", type=int, action="append", metavar="ID")
         parser.add_argument("--generator", dest="generators", action="append", metavar="NAME")
         parser.add_argument("--tag", dest="tags", action="append", metavar="TAG")
-        parser.add_argument("--since", help="ISO 8601 date/datetime, inclusive.")
+        parser.add_argument("--since", help="ISO 8601 date/datetime, inclusive (sft: when finished).")
         parser.add_argument("--until", help="ISO 8601 date/datetime, exclusive.")
         parser.add_argument("--min-judgments", type=int)
         parser.add_argument("--min-agreement", type=float)
@@ -68,7 +76,7 @@ class Command(BaseCommand):
         parser.add_argument("--redteam-split", action="store_true", help="Hold out red-team prompts.")
 
     def handle(self, *args: Any, **o: Any) -> None:
-        filter_keys = ("queues", "rubric_versions", "generators", "tags", "since", "until")
+        filter_keys = ("queues", "modes", "rubric_versions", "generators", "tags", "since", "until")
         filters: dict[str, Any] = {k: o[k] for k in filter_keys if o[k] is not None}
         for key in ("min_judgments", "min_agreement"):
             if o[key] is not None:

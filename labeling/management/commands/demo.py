@@ -1,14 +1,16 @@
 """``manage.py demo``: the whole loop on one machine, with no external server.
 
-Migrates the SQLite database, seeds the demo, starts a Celery worker (embedded filesystem
-broker, queues ``default`` and ``gpu``, beat for lease expiry), generates 4 candidates per
-demo prompt with the bundled model (progress bar), builds the pairwise queue and serves the UI.
-A second run reuses everything that exists. Debug is on for the demo (``manage.py`` sets
-``DJANGO_DEBUG=1`` for this command unless the variable is set), and the command says so.
+Migrates the SQLite database, seeds the demo, starts two Celery workers on the embedded
+filesystem broker (one for ``default`` and ``gpu``, with beat for lease expiry; one for
+``interactive``, the conversation turns, so a turn never waits behind a generation batch),
+generates 4 candidates per demo prompt with the bundled model (progress bar), builds the pairwise
+queue and the conversation template, and serves the UI. A second run reuses everything that
+exists. Debug is on for the demo (``manage.py`` sets ``DJANGO_DEBUG=1`` for this command unless
+the variable is set), and the command says so.
 
-The worker lives exactly as long as the command: Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop
-it too, and a worker that an earlier run left behind (its command was SIGKILLed) is stopped before a
-new one starts, so two workers never share the embedded broker.
+The workers live exactly as long as the command: Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop
+them too, and workers that an earlier run left behind (its command was SIGKILLed) are stopped before
+new ones start, so two demos' workers never share the embedded broker.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from comparisons.models import Candidate
 
+#: The demo's workers: name (of its pidfile and log under var/), queues, and its own arguments.
+#: Each keeps its models loaded; the interactive one takes one turn batch at a time (solo pool).
+WORKERS = (
+    ("worker", "default,gpu", ["-B", "--schedule", "{var}/celerybeat-schedule"]),
+    ("worker-interactive", "interactive", ["--prefetch-multiplier", "1", "-n", "interactive@%h"]),
+)
+
 
 class Command(BaseCommand):
     help = "Seed the demo, generate candidates with the bundled model, build a queue and serve the UI."
@@ -38,7 +47,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Stop after building the queue.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from labeling.demo import demo_logins, demo_queue, demo_seed
+        from labeling.demo import demo_conversation, demo_logins, demo_queue, demo_seed
         from model_runner.selectors import generation_job_wait
         from model_runner.services import generation_job_create, generator_get_bundled
 
@@ -61,11 +70,16 @@ class Command(BaseCommand):
         raters = [u for u in users if u.role == "rater"]
         self.stdout.write(f"Demo data: {len(users)} accounts, rubric '{rubric}', {len(prompts)} prompts.")
 
-        # SIGTERM and SIGHUP unwind like Ctrl-C, through the finally below that stops the worker.
+        # SIGTERM and SIGHUP unwind like Ctrl-C, through the finally below that stops the workers.
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _exit_on_signal)
-        worker = self._start_worker()
+        for name, _, _ in WORKERS:
+            self._stop_orphan(settings.VAR_DIR / f"{name}.pid")
+        workers: list[subprocess.Popen[bytes]] = []
         try:
+            for name, queues, extra in WORKERS:
+                workers.append(self._start_worker(name, queues, extra))
+            worker = workers[0]
             generator = generator_get_bundled()
             k = opts["samples"]
             have = Candidate.objects.filter(
@@ -94,13 +108,21 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Queue '{queue.name}': {queue.items.count()} pairwise comparisons, overlap {queue.overlap}."
             )
+            chat = demo_conversation(raters=raters)
+            self.stdout.write(
+                f"Conversation template '{chat.name}': {chat.template.alternatives} alternatives a turn "
+                f"from {generator.name}, answered by the interactive worker."
+            )
             logins = demo_logins()
             url = f"http://{opts['addrport']}/"
             self.stdout.write(self.style.SUCCESS(f"\nPreflab is running at {url}"))
             for user in users:
                 self.stdout.write(f"  {user.role:<10} {user.username:<11} password: {logins[user.username]}")
             self.stdout.write(
-                f"  Raters judge at {url}rate/; admins import, generate and build queues at {url}manage/import/, "
+                f"  Raters judge at {url}rate/ and chat with the model, ranking its replies, at {url}chat/"
+            )
+            self.stdout.write(
+                f"  Admins import, generate and build queues at {url}manage/import/, "
                 f"{url}manage/generation/ and {url}manage/queues/; researchers export at {url}export/"
             )
             self.stdout.write(
@@ -109,29 +131,31 @@ class Command(BaseCommand):
             if not opts["no_serve"]:
                 call_command("runserver", opts["addrport"], use_reloader=False)
         finally:
-            self._stop_worker(worker)
+            self._stop_workers(workers)
 
-    def _start_worker(self) -> subprocess.Popen[bytes]:
+    def _start_worker(self, name: str, queues: str, extra: list[str]) -> subprocess.Popen[bytes]:
         var = settings.VAR_DIR
-        pidfile = var / "worker.pid"
-        self._stop_orphan(pidfile)
+        log = var / f"{name}.log"
         cmd = [
             sys.executable, "-m", "celery", "-A", "labeling", "worker",
-            "-Q", "default,gpu", "--pool", "solo", "--concurrency", "1",
-            "-B", "--schedule", str(var / "celerybeat-schedule"),
-            "--loglevel", "INFO", "--logfile", str(var / "worker.log"), "--pidfile", str(pidfile),
+            "-Q", queues, "--pool", "solo", "--concurrency", "1",
+            *(arg.format(var=var) for arg in extra),
+            "--loglevel", "INFO", "--logfile", str(log), "--pidfile", str(var / f"{name}.pid"),
         ]  # fmt: skip
-        self.stdout.write(f"Starting a Celery worker (log: {var / 'worker.log'}) ...")
-        with open(var / "worker.out", "ab") as out:
+        self.stdout.write(f"Starting a Celery worker for {queues} (log: {log}) ...")
+        with open(var / f"{name}.out", "ab") as out:
             return subprocess.Popen(
                 cmd, env=os.environ.copy(), start_new_session=True, stdout=out, stderr=subprocess.STDOUT
             )
 
-    def _stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
-        if worker.poll() is None:
+    def _stop_workers(self, workers: list[subprocess.Popen[bytes]]) -> None:
+        running = [w for w in workers if w.poll() is None]
+        for worker in running:
             os.killpg(worker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for worker in running:
             try:
-                worker.wait(timeout=20)
+                worker.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
 
