@@ -11,17 +11,16 @@ import secrets
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from kombu import Connection
 
 from comparisons import tasks
 from comparisons.models import ImportJob, Prompt
 from labeling.celery import app
+from tests.real_workers import database_url, worker_broker
 from tests.waiting import wait_for
 
 from .helpers import jsonl, user
@@ -35,29 +34,9 @@ pytestmark = [
 WORKER = Path(__file__).with_name("import_worker.py")
 
 
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def _broker(tmp_path: Path) -> tuple[str, dict[str, Any], str]:
-    url = str(app.conf.broker_url)
-    if url.startswith("filesystem"):
-        folders = {key: tmp_path / "broker" / key for key in ("queue", "processed", "control")}
-        for folder in folders.values():
-            folder.mkdir(parents=True)
-        options = {
-            "data_folder_in": str(folders["queue"]),
-            "data_folder_out": str(folders["queue"]),
-            "processed_folder": str(folders["processed"]),
-            "control_folder": str(folders["control"]),
-            "store_processed": False,
-        }
-        return url, options, "default"
-    return url, {"visibility_timeout": 30}, f"import-test-{uuid.uuid4().hex[:8]}"
+    """(broker url, transport options, queue) for this test."""
+    return worker_broker(tmp_path, queue="default", redis_options={"visibility_timeout": 30})
 
 
 def test_a_big_import_is_run_by_a_worker(admin_api, settings, tmp_path, monkeypatch):
@@ -80,7 +59,7 @@ def test_a_big_import_is_run_by_a_worker(admin_api, settings, tmp_path, monkeypa
 
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": url,
         "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
         "PREFLAB_TEST_QUEUE": queue,

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from labeling.services.session_templates import session_template_create
 from model_runner.models import Generator
 from tests.factories import GeneratorFactory, RaterFactory, RubricFactory
 from tests.integrity import assert_no_drift
+from tests.real_workers import database_url, worker_broker
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -54,33 +54,14 @@ STALE_SECONDS = 8
 TASK = "labeling.tasks.session_turn_generate_task"
 
 
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def _broker(tmp_path: Path) -> tuple[str, dict[str, Any], str]:
     """(broker url, transport options, queue) for this test."""
-    url = str(app.conf.broker_url)
-    if url.startswith("filesystem"):
-        folders = {key: tmp_path / "broker" / key for key in ("queue", "processed", "control")}
-        for folder in folders.values():
-            folder.mkdir(parents=True)
-        options = {
-            "data_folder_in": str(folders["queue"]),
-            "data_folder_out": str(folders["queue"]),
-            "processed_folder": str(folders["processed"]),
-            "control_folder": str(folders["control"]),
-            "store_processed": False,
-            "polling_interval": 0.1,
-        }
-        return url, options, "interactive"  # the folder is the test's own
-    # Redis: a queue of our own (other test runs may share the server), quick redelivery.
-    options = {"visibility_timeout": 4, "unacked_restore_interval": 1, "unacked_restore_throttle": 1}
-    return url, options, f"interactive-crash-test-{uuid.uuid4().hex[:8]}"
+    return worker_broker(
+        tmp_path,
+        queue="interactive",
+        redis_options={"visibility_timeout": 4, "unacked_restore_interval": 1, "unacked_restore_throttle": 1},
+        polling_interval=0.1,
+    )
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -150,7 +131,7 @@ def test_a_worker_killed_mid_turn_leaves_the_turn_to_the_next_worker(tmp_path, m
     }
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": url,
         "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
         "PREFLAB_TEST_QUEUE": queue,

@@ -14,7 +14,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from model_runner import services
 from model_runner.models import GenerationJob, Generator
 from tests.factories import GeneratorFactory, PromptFactory
 from tests.integrity import assert_no_drift
+from tests.real_workers import database_url, worker_broker
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -42,32 +42,13 @@ K = 2
 BATCH_SECONDS = 0.5
 
 
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def _broker(tmp_path: Path) -> tuple[str, dict[str, Any], str]:
     """(broker url, transport options, queue) for this test."""
-    url = str(app.conf.broker_url)
-    if url.startswith("filesystem"):
-        folders = {key: tmp_path / "broker" / key for key in ("queue", "processed", "control")}
-        for folder in folders.values():
-            folder.mkdir(parents=True)
-        options = {
-            "data_folder_in": str(folders["queue"]),
-            "data_folder_out": str(folders["queue"]),
-            "processed_folder": str(folders["processed"]),
-            "control_folder": str(folders["control"]),
-            "store_processed": False,
-        }
-        return url, options, "gpu"  # the queue the restarted worker re-enqueues to
-    # Redis: a queue of our own (other test runs may share the server), quick redelivery.
-    options = {"visibility_timeout": 4, "unacked_restore_interval": 1, "unacked_restore_throttle": 1}
-    return url, options, f"gpu-crash-test-{uuid.uuid4().hex[:8]}"
+    return worker_broker(
+        tmp_path,
+        queue="gpu",
+        redis_options={"visibility_timeout": 4, "unacked_restore_interval": 1, "unacked_restore_throttle": 1},
+    )
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -109,7 +90,7 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
 
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": url,
         "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
         "PREFLAB_TEST_QUEUE": queue,
