@@ -1,12 +1,10 @@
-// Preflab conversations (/chat/<id>/): keys, where the focus goes, as-typed toggles, and the
-// time spent ranking. The ranking board is ranking.js; htmx polls the model's turn (#turn-live)
+// Preflab conversations (/chat/<id>/): keys, where the focus goes, as-typed toggles. The ranking
+// board and the time spent ranking are ranking.js; htmx polls the model's turn (#turn-live)
 // and swaps its replies in, after which this puts the focus on the first reply card.
 // No build step, no dependencies.
 (function () {
   "use strict";
-  var IDLE_MS = 60000;
   var Ranking = window.PreflabRanking;
-  var active = 0, last = Date.now(), lastInput = Date.now();
 
   function chat() { return document.getElementById("chat"); }
   function $(sel, root) { return (root || document).querySelector(sel); }
@@ -16,27 +14,6 @@
     if (s) { s.textContent = msg; }
   }
 
-  // ---------------------------------------------------------------- time spent ranking
-  // As on the judging page: counted while the tab is visible and there was input in the last 60 s.
-  function tick() {
-    var now = Date.now();
-    if (!document.hidden && now - lastInput < IDLE_MS) { active += (now - last) / 1000; }
-    last = now;
-  }
-  function touch() { tick(); lastInput = Date.now(); }
-  ["keydown", "mousedown", "pointermove", "wheel", "scroll", "touchstart"].forEach(function (e) {
-    document.addEventListener(e, touch, { passive: true, capture: true });
-  });
-  document.addEventListener("visibilitychange", function () { tick(); if (!document.hidden) { lastInput = Date.now(); } });
-  setInterval(tick, 1000);
-  document.addEventListener("submit", function (ev) {
-    if (ev.target.id === "judgment-form") {
-      tick();
-      var field = $("#active_seconds");
-      if (field) { field.value = active.toFixed(1); }
-    }
-  }, true);
-
   // ---------------------------------------------------------------- the model's turn
   function setupTurn() {
     var live = $("#turn-live");
@@ -44,7 +21,7 @@
     live.dataset.ready = "1";
     if ($("#rank-board", live)) {
       Ranking.initBoard(live);
-      active = 0; last = Date.now(); lastInput = Date.now();
+      Ranking.resetActive(0);
     }
     return true;
   }

@@ -1,5 +1,7 @@
-// The ranking board, shared by the judging page (workbench.js) and conversations (chat.js): the
-// cards (chips) sit in rank rows and stay in step with the "A > C = B" text input #ranking_text;
+// What the judging page (workbench.js) and conversations (chat.js) share: the active-time counter
+// and the ranking board. Active time counts only while the tab is visible and there was input in
+// the last 60 s; it goes into the judgment form's #active_seconds as the form is submitted. The
+// board's cards (chips) sit in rank rows and stay in step with the "A > C = B" text input #ranking_text;
 // drag a card to a row, or press keys on a focused card. One board per page (#rank-board); a
 // board with data-noun="Reply" names its cards "Reply A" rather than "Response A".
 (function () {
@@ -92,5 +94,30 @@
     return false;
   }
 
-  window.PreflabRanking = { initBoard: initBoard, chipKey: chipKey, rankText: rankText };
+  // ---------------------------------------------------------------- active time
+  var IDLE_MS = 60000;
+  var active = 0, last = Date.now(), lastInput = Date.now();
+  function tick() {
+    var now = Date.now();
+    if (!document.hidden && now - lastInput < IDLE_MS) { active += (now - last) / 1000; }
+    last = now;
+  }
+  function touch() { tick(); lastInput = Date.now(); }
+  ["keydown", "mousedown", "pointermove", "wheel", "scroll", "touchstart"].forEach(function (e) {
+    document.addEventListener(e, touch, { passive: true, capture: true });
+  });
+  document.addEventListener("visibilitychange", function () { tick(); if (!document.hidden) { lastInput = Date.now(); } });
+  setInterval(tick, 1000);
+  // Capture phase: runs before htmx reads the form's values.
+  document.addEventListener("submit", function (ev) {
+    if (ev.target.id === "judgment-form") {
+      tick();
+      var field = $("#active_seconds");
+      if (field) { field.value = active.toFixed(1); }
+    }
+  }, true);
+  // A new item or turn on the page: count from base seconds (an undone judgment's time) again.
+  function resetActive(base) { active = base || 0; last = Date.now(); lastInput = Date.now(); }
+
+  window.PreflabRanking = { initBoard: initBoard, chipKey: chipKey, rankText: rankText, resetActive: resetActive };
 })();

@@ -1,37 +1,13 @@
-// Preflab rater workbench: keys, active time, ranking board (ranking.js), content-warning reveal,
+// Preflab rater workbench: keys, the ranking board and active time (both ranking.js), content-warning reveal,
 // diff and as-typed toggles, copying the overall answer into empty criteria.
 // Works on whatever item htmx swapped into #workbench; no build step, no dependencies.
 (function () {
   "use strict";
-  var IDLE_MS = 60000;
-  var active = 0, last = Date.now(), lastInput = Date.now();
 
   function wb() { return document.getElementById("workbench"); }
   function form() { return document.getElementById("judgment-form"); }
   function $(sel, root) { return (root || document).querySelector(sel); }
   function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
-
-  // ---------------------------------------------------------------- active time
-  // Counts only while the tab is visible and the rater gave input in the last 60 s.
-  function tick() {
-    var now = Date.now();
-    if (!document.hidden && now - lastInput < IDLE_MS) { active += (now - last) / 1000; }
-    last = now;
-  }
-  function touch() { tick(); lastInput = Date.now(); }
-  ["keydown", "mousedown", "pointermove", "wheel", "scroll", "touchstart"].forEach(function (e) {
-    document.addEventListener(e, touch, { passive: true, capture: true });
-  });
-  document.addEventListener("visibilitychange", function () { tick(); if (!document.hidden) { lastInput = Date.now(); } });
-  setInterval(tick, 1000);
-  // Capture phase: runs before htmx reads the form's values.
-  document.addEventListener("submit", function (ev) {
-    if (ev.target.id === "judgment-form") {
-      tick();
-      var field = $("#active_seconds");
-      if (field) { field.value = active.toFixed(1); }
-    }
-  }, true);
 
   // ---------------------------------------------------------------- ranking board
   // The board itself is ranking.js (shared with the conversation pages).
@@ -48,8 +24,7 @@
     w.dataset.ready = "1";
     var title = $("#wb-title", w);
     if (w.dataset.done) { if (title && swapped) { title.focus(); } return; }
-    active = parseFloat(w.dataset.activeBase || "0") || 0;
-    last = Date.now(); lastInput = Date.now();
+    Ranking.resetActive(parseFloat(w.dataset.activeBase || "0") || 0);
     Ranking.initBoard(w);
     var reveal = $("#cw-reveal", w);
     if (reveal) { reveal.addEventListener("click", revealContent); }
