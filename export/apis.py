@@ -17,7 +17,9 @@ from rest_framework.views import APIView
 from export.archive import zip_stream
 from export.models import ExportRun
 from export.selectors.facts import export_estimate
+from export.selectors.reward_pairs import known_pairs_upload_read, reward_check_list
 from export.selectors.runs import export_run_file, export_run_folder, export_run_get, export_run_list
+from export.services.reward_checks import reward_check_create
 from export.services.runs import export_run_create
 from export.spec import export_spec_clean
 from labeling.audit import audit_record
@@ -60,10 +62,37 @@ def _render(export_run: ExportRun, request: Request) -> dict[str, Any]:
     return dict(ExportRunOutputSerializer(export_run, context={"request": request}).data)
 
 
+# What the two agreement-based filters mean: the same words on the export page and in the card.
+MIN_FILTERS_HELP = (
+    "`min_judgments` (1..1000) and `min_agreement` (0..1). With aggregation `majority` or `mean` they "
+    "test each row, a candidate pair whose votes are pooled from every comparison holding both "
+    "responses: its `n_judgments` (votes) and its `agreement` column, the majority share (the share "
+    "of its votes that agree with the row's direction: the winning side, or about the same for a "
+    "tie). With `raw` they test each comparison: its number of judgments, and the share of them "
+    "agreeing with the most common answer (averaged over its candidate pairs for a ranking). This "
+    "is not the pairwise agreement between raters shown on the queue dashboard."
+)
+
+
 class _ExportRequestSerializer(serializers.Serializer):
     format = serializers.CharField(required=False, default=ExportRun.Format.TRL.value)
-    aggregation = serializers.CharField(required=False, default=ExportRun.Aggregation.RAW.value)
-    filters = serializers.DictField(required=False, default=dict)
+    aggregation = serializers.CharField(
+        required=False,
+        default=ExportRun.Aggregation.RAW.value,
+        help_text=(
+            "`raw` (a row per judgment), `majority` or `mean` (for `trl`, `hh`, `helpsteer`: a row per "
+            "candidate pair, pooling the votes of every comparison that holds both responses)."
+        ),
+    )
+    filters = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text=(
+            "`queues`, `modes`, `rubric_versions`, `since`, `until`, `generators`, `tags`, "
+            "`min_judgments`, `min_agreement`, `exclude_flagged`, `exclude_gold`, "
+            "`exclude_paused_raters` (see docs/operations.md). " + MIN_FILTERS_HELP
+        ),
+    )
     options = serializers.DictField(required=False, default=dict)
     name = serializers.CharField(required=False, default="preferences")
 
@@ -184,3 +213,88 @@ class ExportRunDownloadApi(APIView):
         )
         response["Content-Disposition"] = f'attachment; filename="{export_run.name}.zip"'
         return response
+
+
+@extend_schema_serializer(component_name="RewardCheck")
+class RewardCheckOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    export_run = serializers.IntegerField(source="export_run_id")
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+    steps_done = serializers.IntegerField()
+    steps_total = serializers.IntegerField()
+    options = serializers.JSONField()
+    train_pairs = serializers.IntegerField()
+    test_pairs = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True, help_text="Pairwise accuracy on the test split.")
+    accuracy_low = serializers.FloatField(allow_null=True)
+    accuracy_high = serializers.FloatField(allow_null=True)
+    baseline_accuracy = serializers.FloatField(allow_null=True, help_text="The untrained model.")
+    baseline_low = serializers.FloatField(allow_null=True)
+    baseline_high = serializers.FloatField(allow_null=True)
+    gold_n = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    gold_low = serializers.FloatField(allow_null=True)
+    gold_high = serializers.FloatField(allow_null=True)
+    known_n = serializers.IntegerField()
+    known_accuracy = serializers.FloatField(allow_null=True)
+    known_low = serializers.FloatField(allow_null=True)
+    known_high = serializers.FloatField(allow_null=True)
+    verdict = serializers.CharField(help_text="pass, fail, inconclusive, or empty (no direction data).")
+    timings = serializers.JSONField()
+    error = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ExportRewardCheckApi(APIView):
+    """``POST`` queues a reward-model check of a finished export (202); ``GET`` lists its checks."""
+
+    permission_classes = [IsResearcherOrAdmin]
+
+    @extend_schema_serializer(component_name="RewardCheckCreateInput")
+    class InputSerializer(serializers.Serializer):
+        options = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text="`steps`, `train_layers`, `max_length`, `batch_size`, `learning_rate`, `seed`.",
+        )
+        known_pairs = serializers.CharField(
+            required=False,
+            default="",
+            allow_blank=True,
+            trim_whitespace=False,
+            help_text="JSONL of known-direction pairs {prompt, chosen, rejected} (or upload it as a file).",
+        )
+
+    @extend_schema(responses=RewardCheckOutputSerializer(many=True))
+    def get(self, request: Request, export_run_id: int) -> Response:
+        export_run = export_run_get(export_run_id=export_run_id)
+        checks = reward_check_list(export_run=export_run)
+        return Response(RewardCheckOutputSerializer(checks, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            202: RewardCheckOutputSerializer,
+            409: OpenApiResponse(description="The export has not succeeded, has no pairs, or a check runs."),
+        },
+    )
+    def post(self, request: Request, export_run_id: int) -> Response:
+        export_run = export_run_get(export_run_id=export_run_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        known = serializer.validated_data["known_pairs"]
+        upload = request.FILES.get("known_pairs")
+        if upload is not None:
+            known = known_pairs_upload_read(upload)
+        check = reward_check_create(
+            export_run=export_run,
+            created_by=cast(User, request.user),
+            options=serializer.validated_data["options"],
+            known_pairs=known,
+        )
+        check.refresh_from_db()
+        return Response(RewardCheckOutputSerializer(check).data, status=status.HTTP_202_ACCEPTED)

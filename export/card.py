@@ -85,6 +85,8 @@ def dataset_card(
         split_rows[f["split"]] = f["rows"]
     splits = sorted((s for s, n in split_rows.items() if n > 0 or s == "train"), key=_split_sort)
     data_files = [f for f in files if f["kind"] == kind and f["split"] in splits]
+    # num_bytes: the size of the files ``load_dataset`` reads for the split, as written.
+    split_bytes = {s: sum(f["bytes"] for f in data_files if f["split"] == s) for s in splits}
 
     y = ["---", "license: other", f"pretty_name: {_q(name)}", "tags:", "- preflab", "- rlhf"]
     y.append("- sft" if sft else "- preference")
@@ -97,7 +99,11 @@ def dataset_card(
     y += ["  " + line for line in features_yaml(view.schema)]
     y += ["  splits:"]
     for split in splits:
-        y += [f"  - name: {split}", f"    num_examples: {split_rows[split]}"]
+        y += [
+            f"  - name: {split}",
+            f"    num_bytes: {split_bytes[split]}",
+            f"    num_examples: {split_rows[split]}",
+        ]
     y.append("---")
 
     p = [
@@ -165,16 +171,16 @@ def _provenance(spec: Any, facts: dict[str, Any], *, sft: bool) -> list[str]:
             f"- code version: {facts['code_version']}",
         ]
     lines = [
-        f"- aggregation: `{spec.aggregation}`"
-        + (" (one row per judgment)" if spec.aggregation == "raw" else ""),
+        f"- aggregation: `{spec.aggregation}`" + _aggregation_note(spec.aggregation, view_name=spec.format),
         *lines,
+        _min_filters_note(spec),
         f"- judgments read: {facts['judgments']}; comparisons: {facts['comparisons']}",
         f"- left out: `{json.dumps(facts['skipped'], sort_keys=True)}`",
         f"- raters: {facts['raters']} (ids are pseudonymous: a keyed hash, stable within this dataset name)",
         (
             f"- agreement: mean {facts['agreement']['mean']} over {facts['agreement']['comparisons']} "
-            "comparisons with two or more judgments (share of judgments agreeing with the most common "
-            "answer, per candidate pair)"
+            "comparisons with two or more judgments (per comparison: the share of its judgments agreeing "
+            "with the most common answer, averaged over its candidate pairs)"
             if facts["agreement"]["comparisons"]
             else "- agreement: no comparison has two or more judgments"
         ),
@@ -189,9 +195,48 @@ def _provenance(spec: Any, facts: dict[str, Any], *, sft: bool) -> list[str]:
         )
     return [
         *lines,
-        "- adjudication: not available in Preflab yet; no row carries an adjudicated label",
+        "- adjudication: with aggregation `adjudicated`, a row whose pair a reviewer gave a final "
+        "label carries it (`adjudicated` true) and the others the majority's; `native` rows say "
+        "whether their comparison was reviewed",
         f"- code version: {facts['code_version']}",
     ]
+
+
+def _aggregation_note(aggregation: str, *, view_name: str) -> str:
+    if aggregation == "raw":
+        return " (one row per judgment)"
+    note = (
+        " (one row per candidate pair: the votes of every comparison holding both responses, pair "
+        "judgments and pairs inside rankings, from every queue read, are pooled and turned to the "
+        "row's direction; `n_judgments` counts them, and `agreement` is the majority share, the share "
+        "of them agreeing with the row's direction: the winning side, or about the same for a tie; "
+        "`comparison_id` is the first comparison holding both, and `ranking_id` is empty)"
+    )
+    if view_name == "helpsteer":
+        note += (
+            "; `preference_strength` is the aggregated strength rounded half away from zero (1.5 -> 2, "
+            "2.5 -> 3, -0.5 -> -1), at least 1 either way when it is not 0, so a preference is never "
+            "exported as about the same; `aggregated_strength` keeps the exact value"
+        )
+    return note
+
+
+def _min_filters_note(spec: Any) -> str:
+    """What ``min_judgments`` / ``min_agreement`` meant for this export (they apply per row when aggregated)."""
+    agreement = spec.filters.get("min_agreement")
+    judgments = spec.filters.get("min_judgments")
+    if spec.aggregation == "raw":
+        return (
+            f"- min_agreement: {agreement if agreement is not None else 'none'} (a comparison's judgments "
+            "are kept when the share of them agreeing with the most common answer, averaged over its "
+            "candidate pairs, is at least this); min_judgments: "
+            f"{judgments if judgments is not None else 'none'} (judgments per comparison)"
+        )
+    return (
+        f"- min_agreement: {agreement if agreement is not None else 'none'} (a row is kept when its "
+        "`agreement`, the majority share of its pooled votes, is at least this); min_judgments: "
+        f"{judgments if judgments is not None else 'none'} (pooled votes per row, its `n_judgments`)"
+    )
 
 
 def _rubrics(rubrics: list[Rubric]) -> list[str]:

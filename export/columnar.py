@@ -25,6 +25,9 @@ which also raises its errors. What this module fixes in columns is the raw pair-
   most common answer: position 0 better, tie, position 1 better); the agreement of kept
   comparisons with two or more judgments is summed in comparison order.
 
+Aggregated views never come here: they pool votes per candidate pair across the comparisons of
+a prompt (``records.pooled_events``), on the record path only.
+
 tests/export/test_columnar.py writes the same data through both paths and compares the files.
 """
 

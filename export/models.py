@@ -18,9 +18,12 @@ class ExportRun(models.Model):
 
     class Aggregation(models.TextChoices):
         RAW = "raw", "Every judgment"
-        MAJORITY = "majority", "Per-comparison majority"
-        MEAN = "mean", "Mean strength with agreement"
-        ADJUDICATED = "adjudicated", "Adjudicated label (not available yet)"
+        MAJORITY = "majority", "Majority per candidate pair"
+        MEAN = "mean", "Mean strength per candidate pair"
+        ADJUDICATED = (
+            "adjudicated",
+            "Adjudicated (a reviewer's final label where there is one, else the majority)",
+        )
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"  # created, task enqueued
@@ -62,3 +65,70 @@ class ExportRun(models.Model):
         if self.status == self.Status.SUCCEEDED:
             return 1.0
         return min(1.0, self.judgments_done / self.judgments_total) if self.judgments_total else 0.0
+
+
+class RewardCheck(models.Model):
+    """A small reward model trained on one snapshot's train split and scored on its test split, on
+    the gold items of the queues it drew from and on researcher-supplied known-direction pairs.
+
+    ``status``, ``steps_done`` and the results change only in ``export.services.reward_checks``."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"  # created, task enqueued on the gpu queue
+        RUNNING = "running", "Running"  # training; steps_done / steps_total is the progress
+        DONE = "done", "Done"  # results recorded
+        FAILED = "failed", "Failed"  # error says why
+
+    class Verdict(models.TextChoices):
+        PASS = "pass", "Pass"
+        FAIL = "fail", "Fail"
+        INCONCLUSIVE = "inconclusive", "Inconclusive"
+        NONE = "", "No direction data"
+
+    export_run = models.ForeignKey(ExportRun, on_delete=models.CASCADE, related_name="reward_checks")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    options = models.JSONField(default=dict, blank=True, help_text="Training settings (normalized).")
+    known_pairs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Researcher-supplied [{prompt, chosen, rejected}] of known direction.",
+    )
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    train_pairs = models.PositiveIntegerField(default=0)
+    test_pairs = models.PositiveIntegerField(default=0)
+    accuracy = models.FloatField(null=True, blank=True, help_text="Pairwise accuracy on the test split.")
+    accuracy_low = models.FloatField(null=True, blank=True)
+    accuracy_high = models.FloatField(null=True, blank=True)
+    baseline_accuracy = models.FloatField(null=True, blank=True, help_text="The untrained model, test split.")
+    baseline_low = models.FloatField(null=True, blank=True)
+    baseline_high = models.FloatField(null=True, blank=True)
+    gold_n = models.PositiveIntegerField(default=0)
+    gold_accuracy = models.FloatField(null=True, blank=True)
+    gold_low = models.FloatField(null=True, blank=True)
+    gold_high = models.FloatField(null=True, blank=True)
+    known_n = models.PositiveIntegerField(default=0)
+    known_accuracy = models.FloatField(null=True, blank=True)
+    known_low = models.FloatField(null=True, blank=True)
+    known_high = models.FloatField(null=True, blank=True)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True, default=Verdict.NONE)
+    timings = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"reward check {self.pk} of export {self.export_run_id} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.DONE:
+            return 1.0
+        return min(1.0, self.steps_done / self.steps_total) if self.steps_total else 0.0

@@ -12,9 +12,14 @@ Conventions, fixed here once:
 * A ranking is groups of labels, best first, ties grouped. Expanded to pairs, the strength of
   label x over label y is ``clamp(group(x) - group(y), -3, 3)``: negative = x better, and the
   magnitude is the number of groups between them (1 for neighbours), capped at 3.
-* Per comparison, ``agreement`` is the mean, over every pair of candidates, of the share of
-  judgments that agree with the most common answer for that pair (x better / tie / y better).
-  One judgment agrees with itself: 1.0.
+* Per comparison, ``agreement`` (what ``min_agreement`` tests in raw exports) is the mean, over
+  every pair of candidates, of the share of judgments that agree with the most common answer
+  for that pair (x better / tie / y better). One judgment agrees with itself: 1.0.
+* Aggregated exports pool by *candidate pair*: every vote on two candidates of one prompt, from
+  every comparison that holds both (a pair judgment, a pair inside a K-way ranking, in any
+  queue), direction-corrected, makes one event (:func:`pooled_events`). Its ``agreement`` is the
+  *majority share*: the share of those votes that agree with the event's direction (the winning
+  side, or "tie" for a tie); ``min_agreement`` and ``min_judgments`` test that event.
 * A comparison's *duplicates* are candidates the raters did not see because their text repeats
   a shown candidate's (``comparisons.ComparisonDuplicate``). A duplicate is tied with its shown
   copy: it carries that copy's ``position``. It is never one side of a pair event: its pairs
@@ -23,7 +28,7 @@ Conventions, fixed here once:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -107,8 +112,9 @@ class PairEvent:
     """One preference between two candidates of one prompt.
 
     ``strength`` is negative when ``x`` is better, in -3..3 for single judgments and a float mean
-    for aggregated ones. Raw events have ``x`` = the candidate shown first; aggregated ones the
-    candidate with the lower position.
+    for aggregated ones. Raw events have ``x`` = the candidate shown first; aggregated (pooled)
+    ones the candidate with the lower position in ``comparison_id``, the first comparison (by
+    id) that holds both, and ``records`` the judgments whose votes were pooled.
     """
 
     prompt: PromptInfo
@@ -120,6 +126,9 @@ class PairEvent:
     ranking_id: int | None
     n_judgments: int = 1
     agreement: float = 1.0
+    records: list[JudgmentRecord] = field(default_factory=list)
+    #: Aggregation ``adjudicated``: the direction and strength are a reviewer's final label.
+    adjudicated: bool = False
 
 
 @dataclass(slots=True)
@@ -221,30 +230,90 @@ def agreement(records: list[JudgmentRecord]) -> float:
     return sum(shares) / len(shares)
 
 
-def aggregate_events(records: list[JudgmentRecord], *, aggregation: str) -> Iterator[PairEvent]:
-    """One event per candidate pair of one comparison, from all its judgments.
+def _votes(record: JudgmentRecord) -> Iterator[tuple[CandidateInfo, CandidateInfo, int]]:
+    """A judgment's votes per candidate pair, in position order: ``(x, y, strength)``, negative = x better."""
+    if record.ranking is None:
+        assert record.preference is not None
+        first, second = record.shown
+        x, y = (first, second) if first.position < second.position else (second, first)
+        yield x, y, record.preference if x is first else -record.preference
+        return
+    ranks = record.position_ranks()
+    candidates = record.candidates
+    for i in range(len(candidates)):
+        for j in range(i + 1, len(candidates)):
+            yield candidates[i], candidates[j], _clamp(ranks[i] - ranks[j])
 
-    ``majority``: the side more judgments prefer wins (ties vote for neither side); the strength is
+
+def _reviewed_vote(event: PairEvent, reviews: Mapping[int, dict[str, Any]]) -> tuple[int, int] | None:
+    """The latest review among the comparisons pooled into ``event``, as ``(review id, strength)``
+    in the event's direction (negative = ``x`` better); None when none of them was reviewed."""
+    found: tuple[int, int] | None = None
+    for record in event.records:
+        label = reviews.get(record.comparison_id)
+        if label is None or (found is not None and label["review"] <= found[0]):
+            continue
+        position = {c.id: c.position for c in record.candidates}
+        px, py = position[event.x.id], position[event.y.id]
+        if "preference" in label:  # a pair: negative = position 0 better
+            strength = label["preference"] if px == 0 else -label["preference"]
+        else:
+            rank = {p: g for g, group in enumerate(label["ranking"]) for p in group}
+            strength = _clamp(rank[px] - rank[py])
+        found = (label["review"], strength)
+    return found
+
+
+def pooled_events(
+    records: list[JudgmentRecord], *, aggregation: str, reviews: Mapping[int, dict[str, Any]] | None = None
+) -> Iterator[PairEvent]:
+    """One event per candidate pair, pooling the votes of every comparison that holds both.
+
+    ``records`` are the judgments of one prompt, ordered by comparison then judgment id. Events
+    come in the order their pair is first met (a comparison's pairs in position order). Each
+    vote is turned to the event's direction: ``x`` is the candidate with the lower position in
+    the first comparison that holds both.
+
+    ``majority``: the side more votes prefer wins (ties vote for neither side); the strength is
     the mean strength of the winning votes and ``agreement`` the winning votes' share of all votes;
-    equal votes give a tie (strength 0). ``mean``: the strength is the mean signed strength of all
-    votes (ties count 0), rounded to 4 decimals; ``agreement`` is the share of votes with its sign.
+    equal votes give a tie (strength 0), whose ``agreement`` is the share of tie votes. ``mean``:
+    the strength is the mean signed strength of all votes (ties count 0), rounded to 4 decimals;
+    ``agreement`` is the share of votes with its sign. ``agreement`` is rounded to 4 decimals.
+    ``adjudicated``: where a reviewer gave the final label of a comparison holding the pair
+    (``reviews``: ``labeling.selectors.reviews.adjudicated_labels``; the latest review wins), its
+    direction and strength, ``agreement`` being the share of votes with its sign and
+    ``adjudicated`` true; elsewhere as ``majority``.
     """
-    prompt = records[0].prompt
-    candidates = records[0].candidates
-    comparison_id = records[0].comparison_id
-    for (i, j), values in _pair_signs(records).items():
+    pairs: dict[tuple[int, int], PairEvent] = {}
+    votes: dict[tuple[int, int], list[int]] = {}
+    for record in records:
+        for x, y, vote in _votes(record):
+            key = (x.id, y.id) if x.id < y.id else (y.id, x.id)
+            event = pairs.get(key)
+            if event is None:
+                event = pairs[key] = PairEvent(record.prompt, record.comparison_id, x, y, 0.0, None, None)
+                votes[key] = []
+            votes[key].append(vote if event.x.id == x.id else -vote)
+            if not event.records or event.records[-1] is not record:
+                event.records.append(record)
+    for key, event in pairs.items():
+        values = votes[key]
         n = len(values)
-        if aggregation == "majority":
-            for_i = [v for v in values if v < 0]
-            for_j = [v for v in values if v > 0]
-            if len(for_i) == len(for_j):
+        reviewed = _reviewed_vote(event, reviews or {}) if aggregation == "adjudicated" else None
+        if reviewed is not None:
+            strength = float(reviewed[1])
+            agree = sum(1 for v in values if _sign(v) == _sign(strength)) / n
+            event.adjudicated = True
+        elif aggregation in ("majority", "adjudicated"):
+            for_x = [v for v in values if v < 0]
+            for_y = [v for v in values if v > 0]
+            if len(for_x) == len(for_y):
                 strength, agree = 0.0, sum(1 for v in values if v == 0) / n
             else:
-                winners = for_i if len(for_i) > len(for_j) else for_j
+                winners = for_x if len(for_x) > len(for_y) else for_y
                 strength, agree = round(sum(winners) / len(winners), 4), len(winners) / n
         else:
             strength = round(sum(values) / n, 4)
             agree = sum(1 for v in values if _sign(v) == _sign(strength)) / n
-        yield PairEvent(
-            prompt, comparison_id, candidates[i], candidates[j], strength, None, None, n, round(agree, 4)
-        )
+        event.strength, event.n_judgments, event.agreement = strength, n, round(agree, 4)
+        yield event

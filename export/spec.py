@@ -96,12 +96,6 @@ def export_spec_clean(
     clean_name = export_name_clean(name=name)
     fmt = _choice(format, ExportRun.Format.values, field="format", what="format")
     agg = _choice(aggregation, ExportRun.Aggregation.values, field="aggregation", what="aggregation")
-    if agg == ExportRun.Aggregation.ADJUDICATED:
-        raise ApplicationError(
-            "Aggregation 'adjudicated' is not available: Preflab has no adjudication step yet, so no "
-            "judgment carries an adjudicated label. Use 'raw', 'majority' or 'mean'.",
-            field="aggregation",
-        )
     if agg != ExportRun.Aggregation.RAW and fmt not in PAIR_VIEWS:
         raise ApplicationError(
             f"Aggregation '{agg}' applies to the pairwise views (trl, hh, helpsteer); the '{fmt}' view "
@@ -160,12 +154,13 @@ def export_filters_clean(*, filters: Any) -> dict[str, Any]:
     * ``generators``: generator names or ids; a comparison is kept when every candidate in it came
       from one of them. Stored as sorted names.
     * ``tags``: prompt tags; a judgment is kept when its prompt has any of them.
-    * ``min_judgments`` (int >= 1) and ``min_agreement`` (0..1): per comparison, over the
-      judgments the other filters keep (see ``export.records.agreement``).
+    * ``min_judgments`` (int >= 1), ``min_agreement`` (0..1; the majority share): aggregated, per
+      row (a pooled candidate pair: its ``n_judgments`` and ``agreement``); raw, per comparison
+      (see ``export.records``).
     * ``exclude_flagged``: leave out comparisons any rater flagged (a non-empty ``flags`` list).
     * ``exclude_gold``: leave out judgments on gold items.
-    * ``exclude_paused_raters``: leave out judgments by deactivated users (``is_active`` false):
-      Preflab has no separate "paused rater" state.
+    * ``exclude_paused_raters``: leave out judgments by deactivated users (``is_active`` false)
+      and by raters paused from the judgment's queue (an open gold auto-pause).
 
     Falsy booleans are dropped, so ``{"exclude_gold": false}`` equals ``{}``.
     """

@@ -1,8 +1,20 @@
 from django.urls import URLPattern, URLResolver, path
 
-from labeling.apis import accounts, assignments, audit, queue_admin, queues, rubrics, sessions
-from labeling.views import account, chat, manage, rate
+from labeling.apis import (
+    accounts,
+    assignments,
+    audit,
+    pauses,
+    queue_admin,
+    queues,
+    reviews,
+    rubrics,
+    sessions,
+)
+from labeling.apis import leaderboard as leaderboard_api
+from labeling.views import account, chat, manage, rate, review
 from labeling.views import audit as audit_views
+from labeling.views import leaderboard as leaderboard_views
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("session-templates/", sessions.SessionTemplateListCreateApi.as_view(), name="api-session-templates"),
@@ -29,6 +41,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("auth/keys/", accounts.ApiKeyListCreateApi.as_view(), name="api-keys"),
     path("auth/keys/<int:key_id>/", accounts.ApiKeyDetailApi.as_view(), name="api-key"),
     path("audit/", audit.AuditEventListApi.as_view(), name="api-audit"),
+    path("leaderboard/", leaderboard_api.LeaderboardApi.as_view(), name="api-leaderboard"),
     path("users/", accounts.UserCreateApi.as_view(), name="api-users"),
     path("rubrics/", rubrics.RubricListCreateApi.as_view(), name="api-rubrics"),
     path("queues/", queues.QueueListCreateApi.as_view(), name="api-queues"),
@@ -37,6 +50,22 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("queues/<int:queue_id>/items/", queues.QueueItemsAddApi.as_view(), name="api-queue-items"),
     path("queues/<int:queue_id>/gold/", queues.QueueGoldApi.as_view(), name="api-queue-gold"),
     path("queues/<int:queue_id>/stats/", queues.QueueStatsApi.as_view(), name="api-queue-stats"),
+    path("queues/<int:queue_id>/pauses/", pauses.QueuePausesApi.as_view(), name="api-queue-pauses"),
+    path(
+        "queues/<int:queue_id>/pauses/<int:pause_id>/lift/",
+        pauses.QueuePauseLiftApi.as_view(),
+        name="api-queue-pause-lift",
+    ),
+    path(
+        "queues/<int:queue_id>/reviews/pending/",
+        reviews.QueueReviewsPendingApi.as_view(),
+        name="api-queue-reviews-pending",
+    ),
+    path(
+        "queue-items/<int:item_id>/review/",
+        reviews.QueueItemReviewApi.as_view(),
+        name="api-queue-item-review",
+    ),
     path(
         "assignments/<int:assignment_id>/", assignments.AssignmentDetailApi.as_view(), name="api-assignment"
     ),
@@ -56,6 +85,7 @@ page_patterns: list[URLPattern | URLResolver] = [
     path("account/keys/", account.account_keys, name="account-keys"),
     path("account/keys/<int:key_id>/revoke/", account.account_key_revoke, name="account-key-revoke"),
     path("manage/audit/", audit_views.manage_audit, name="manage-audit"),
+    path("manage/leaderboard/", leaderboard_views.manage_leaderboard, name="manage-leaderboard"),
     path("manage/queues/", manage.manage_queues, name="manage-queues"),
     path("manage/queues/new/", manage.manage_queue_new, name="manage-queue-new"),
     path("manage/queues/<int:queue_id>/", manage.manage_queue, name="manage-queue"),
@@ -64,6 +94,14 @@ page_patterns: list[URLPattern | URLResolver] = [
         "manage/queues/<int:queue_id>/settings/", manage.manage_queue_settings, name="manage-queue-settings"
     ),
     path("manage/queues/<int:queue_id>/members/", manage.manage_queue_members, name="manage-queue-members"),
+    path(
+        "manage/queues/<int:queue_id>/pauses/<int:pause_id>/lift/",
+        review.manage_pause_lift,
+        name="manage-queue-pause-lift",
+    ),
+    path("review/", review.review_home, name="review-home"),
+    path("review/queues/<int:queue_id>/", review.review_queue, name="review-queue"),
+    path("review/items/<int:item_id>/", review.review_item, name="review-item"),
     path("", rate.home, name="home"),
     path("rate/", rate.rate_home, name="rate-home"),
     path("rate/<int:queue_id>/", rate.rate_queue, name="rate-queue"),

@@ -6,11 +6,20 @@ from typing import Any
 
 from celery import Celery, signals
 
+from labeling import request_id as request_ids
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeling.settings")
 
 app = Celery("preflab")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# The request id travels with each task message (labeling/request_id.py).
+signals.before_task_publish.connect(request_ids.on_before_task_publish, dispatch_uid="preflab-request-id")
+signals.task_prerun.connect(request_ids.on_task_prerun, dispatch_uid="preflab-request-id")
+signals.task_postrun.connect(request_ids.on_task_postrun, dispatch_uid="preflab-request-id")
+signals.after_setup_logger.connect(request_ids.on_after_setup_logger, dispatch_uid="preflab-request-id")
+signals.after_setup_task_logger.connect(request_ids.on_after_setup_logger, dispatch_uid="preflab-request-id")
 
 
 @signals.celeryd_init.connect

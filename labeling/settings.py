@@ -14,6 +14,8 @@ from typing import Any
 
 import dj_database_url
 
+from labeling.request_id import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PREFLAB_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -38,11 +40,19 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+def _transaction_pooler() -> bool:
+    """Behind a pooler in transaction mode (PgBouncer, DATABASE_TRANSACTION_POOLER=1), consecutive
+    transactions of one connection may run on different server connections: nothing may outlive a
+    transaction on the server, so no prepared statements and no server-side cursors
+    (``.iterator()`` then fetches client-side)."""
+    return _env_bool("DATABASE_TRANSACTION_POOLER", False)
+
+
 def _pg_prepared_statements() -> dict[str, Any]:
     """Server-side binding with prepared statements: the hot claim/submit queries are planned
-    once per connection. Set DATABASE_PREPARED_STATEMENTS=0 behind a transaction-mode pooler
-    (PgBouncer) that cannot keep them."""
-    if not _env_bool("DATABASE_PREPARED_STATEMENTS", True):
+    once per connection. Off behind a transaction-mode pooler (DATABASE_TRANSACTION_POOLER=1,
+    or DATABASE_PREPARED_STATEMENTS=0 alone)."""
+    if _transaction_pooler() or not _env_bool("DATABASE_PREPARED_STATEMENTS", True):
         return {}
     return {"server_side_binding": True, "prepare_threshold": 2}
 
@@ -63,6 +73,7 @@ def database_from_url(url: str) -> dict[str, Any]:
     elif db["ENGINE"] == "django.db.backends.postgresql":
         db["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
         db["OPTIONS"] = {**_pg_prepared_statements(), **options}
+        db["DISABLE_SERVER_SIDE_CURSORS"] = _transaction_pooler()
     else:
         raise ValueError(
             f"DATABASE_URL: unsupported database {db['ENGINE']!r} (use postgres:// or sqlite://)"
@@ -110,6 +121,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz and /readyz answer before the host check, the HTTPS redirect, login and throttles.
+    "labeling.health.HealthMiddleware",
+    # Next: an id per request, echoed in X-Request-ID, on every log line and carried into tasks.
+    "labeling.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -234,7 +249,12 @@ else:
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    # The stall check loads no model: on default (an exact name wins over the pattern below).
+    "model_runner.tasks.generation_batches_stalled_task": {"queue": "default"},
+    # Generation batches: gpu, or the queue their generator is pinned to (Generator.queue).
     "model_runner.tasks.*": {"queue": "gpu"},
+    # An export's reward-model check trains a model: gpu, like generation batches.
+    "export.tasks.reward_check_task": {"queue": "gpu"},
     # Conversation turns: their own queue and worker, never behind a bulk generation batch.
     "labeling.tasks.session_turn_generate_task": {"queue": "interactive"},
 }
@@ -246,6 +266,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "labeling.tasks.assignments_expire_task", "schedule": 60.0},
     "reprioritize-adaptive-queues": {"task": "labeling.tasks.queues_reprioritize_task", "schedule": 120.0},
+    # Queue statistics of active queues, computed ahead (labeling.selectors.queue_stats); default queue.
+    "refresh-queue-stats": {"task": "labeling.tasks.queue_stats_refresh_task", "schedule": 120.0},
+    "resend-stalled-generation-batches": {
+        "task": "model_runner.tasks.generation_batches_stalled_task",
+        "schedule": 60.0,
+    },
 }
 
 # --- Preflab ------------------------------------------------------------------------------
@@ -262,6 +288,10 @@ PREFLAB_INTERACTIVE_BATCH = int(os.environ.get("PREFLAB_INTERACTIVE_BATCH", "8")
 # ... and how long a batch waits at most for the turns of the template's other trainers who are
 # talking right now (labeling/services/session_generation.py); a lone trainer never waits.
 PREFLAB_INTERACTIVE_GATHER_MS = int(os.environ.get("PREFLAB_INTERACTIVE_GATHER_MS", "500"))
+# A generation batch a worker took and has saved nothing of for this long is sent again (its worker
+# died: Redis would give it back only after the hour of its visibility timeout). Longer than the
+# slowest model batch; model_runner/services/batch_claims.py.
+PREFLAB_BATCH_STALL_SECONDS = float(os.environ.get("PREFLAB_BATCH_STALL_SECONDS", "300"))
 # Claims look for expired leases at most this often per queue and process (0 = every claim).
 PREFLAB_LEASE_SCAN_SECONDS = float(os.environ.get("PREFLAB_LEASE_SCAN_SECONDS", "1"))
 # openai generators: the worker variables an admin may name as api_key_env start with this prefix,
@@ -360,9 +390,7 @@ AXES_CLIENT_IP_CALLABLE = "labeling.audit.client_address"
 AXES_DISABLE_ACCESS_LOG = True  # logins are in the audit log
 AXES_VERBOSE = False
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("PREFLAB_LOG_LEVEL", "INFO")},
-}
+# "text" (the default, for the demo): the message only. "json" (production): one JSON object per
+# line with time, level, logger, message and request_id (labeling/request_id.py).
+PREFLAB_LOG_FORMAT = os.environ.get("PREFLAB_LOG_FORMAT", "text").strip().lower()
+LOGGING = logging_config(PREFLAB_LOG_FORMAT, os.environ.get("PREFLAB_LOG_LEVEL", "INFO"))

@@ -31,6 +31,15 @@ def queues_reprioritize_task() -> int:
     return changed
 
 
+@shared_task
+def queue_stats_refresh_task() -> int:
+    """Periodic (Celery beat, on ``default``): compute the statistics of active queues whose cached
+    answer is out of date, so their dashboards and ``stats/`` answer from the cache."""
+    from labeling.selectors.queue_stats import queue_stats_refresh_active
+
+    return queue_stats_refresh_active()
+
+
 # Routed to the ``interactive`` queue (CELERY_TASK_ROUTES). acks_late: a killed worker's turn is
 # redelivered, and taken again once stale (``turns_claim``); its candidates' unique key means a
 # redelivered turn writes nothing twice.

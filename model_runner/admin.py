@@ -19,10 +19,15 @@ class GeneratorAdminForm(forms.ModelForm):
         model = Generator
         fields = Generator.CONFIG_FIELDS
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["queue"].required = False  # left empty: gpu, as through the API
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
+        cleaned["queue"] = cleaned.get("queue") or Generator._meta.get_field("queue").get_default()
         values = {f: cleaned.get(f) for f in Generator.CONFIG_FIELDS if f in cleaned}
         checked, problems = services.generator_config_check(values)
         if not problems and self.instance.pk:
@@ -42,7 +47,7 @@ class GeneratorAdminForm(forms.ModelForm):
 @admin.register(Generator)
 class GeneratorAdmin(admin.ModelAdmin):
     form = GeneratorAdminForm
-    list_display = ["name", "backend", "model_path", "is_active", "created_at"]
+    list_display = ["name", "backend", "model_path", "queue", "is_active", "created_at"]
     list_filter = ["backend", "is_active"]
     search_fields = ["name", "model_path", "model_name"]
     # api_key_env names an environment variable of the workers; the key itself is never stored.

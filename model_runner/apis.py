@@ -44,12 +44,14 @@ class GenerationJobOutput(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     tokens_per_second = serializers.SerializerMethodField()
     eta_seconds = serializers.SerializerMethodField()
+    notice = serializers.SerializerMethodField()
 
     class Meta:
         model = GenerationJob
         fields = [
             "id",
             "status",
+            "notice",
             "total",
             "done",
             "progress",
@@ -84,6 +86,12 @@ class GenerationJobOutput(serializers.ModelSerializer):
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_eta_seconds(self, job: GenerationJob) -> int | None:
         return self._stats(job)["eta_seconds"]
+
+    # Set while no live worker serves one of the job's generators' queues (null when all are served
+    # or it cannot be known: the filesystem broker).
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_notice(self, job: GenerationJob) -> str | None:
+        return selectors.generation_job_notice(job=job)
 
 
 class GenerationJobListCreateApi(APIView):
@@ -202,6 +210,7 @@ class GeneratorListCreateApi(APIView):
         )
         sampling = serializers.DictField(required=False, default=dict)
         options = serializers.DictField(required=False, default=dict)
+        queue = serializers.CharField(max_length=100, required=False, default="gpu")
 
         class Meta:
             ref_name = "GeneratorCreateInput"
@@ -238,6 +247,7 @@ class GeneratorDetailApi(APIView):
         system_prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
         sampling = serializers.DictField(required=False)
         options = serializers.DictField(required=False)
+        queue = serializers.CharField(max_length=100, required=False)
         is_active = serializers.BooleanField(required=False)
 
         class Meta:

@@ -35,6 +35,11 @@ class Generator(models.Model):
     options = models.JSONField(
         default=dict, blank=True, help_text="Backend options: device, dtype, batch size."
     )
+    queue = models.CharField(
+        max_length=100,
+        default="gpu",
+        help_text="The Celery queue its generation batches go to; a worker started with -Q <queue> serves it.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -50,6 +55,7 @@ class Generator(models.Model):
         "system_prompt",
         "sampling",
         "options",
+        "queue",
         "is_active",
     )
 
@@ -103,3 +109,31 @@ class GenerationJob(models.Model):
     @property
     def progress(self) -> float:
         return (self.done / self.total) if self.total else 0.0
+
+
+class GenerationBatch(models.Model):
+    """A batch a worker has taken and not finished: one row per (job, batch) while it runs.
+
+    Written only by ``model_runner/services/batch_claims.py``: taken when a worker starts the batch,
+    ``progress_at`` moved on each model batch it saves, deleted when the run ends. A row whose
+    ``progress_at`` is older than ``PREFLAB_BATCH_STALL_SECONDS`` belongs to a worker that died (or
+    hangs): the stall check sends the batch again.
+    """
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="batches_taken")
+    generator = models.ForeignKey(Generator, on_delete=models.CASCADE, related_name="+")
+    #: The batch's prompts, in the order the job cut them (``generation_job_batches``).
+    prompt_ids = models.JSONField()
+    #: sha256 of the generator id and the prompt ids: the batch's identity within its job.
+    key = models.CharField(max_length=64)
+    worker = models.CharField(max_length=255, blank=True, help_text="The Celery worker that took it.")
+    taken_at = models.DateTimeField()
+    progress_at = models.DateTimeField(db_index=True)
+    #: How often the stall check has sent it again.
+    resent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "key"], name="generation_batch_once_per_job")]
+
+    def __str__(self) -> str:
+        return f"batch {self.key[:8]} of job {self.job_id}"

@@ -39,6 +39,96 @@ def generator_get(*, generator_id: int) -> Generator:
     return generator
 
 
+def generator_queues(*, database: bool = True) -> tuple[set[str], set[str]]:
+    """(queues whose generators run a model on this machine, queues the bundled generator runs on).
+
+    ``gpu`` is always in the first (every generator's default queue), and is the second while the
+    bundled generator has not been made yet (it is made on the ``gpu`` queue). Generators behind an endpoint (``openai``) need no local model. With
+    ``database=False`` (the database is unreachable) only that default is known.
+    """
+    local: set[str] = {"gpu"}
+    if not database:
+        return local, {"gpu"}
+    bundled: set[str] = set()
+    bundled_made = False
+    for backend, queue, active in Generator.objects.values_list("backend", "queue", "is_active"):
+        bundled_made = bundled_made or backend == Generator.Backend.BUNDLED
+        if active and backend in (Generator.Backend.BUNDLED, Generator.Backend.TRANSFORMERS):
+            local.add(queue)
+        if active and backend == Generator.Backend.BUNDLED:
+            bundled.add(queue)
+    return local, (bundled if bundled_made else {"gpu"})
+
+
+#: How long the queues that live workers serve are remembered (every web process shares the cache),
+#: and how long Celery's remote control waits for workers to answer when it asks again.
+LIVE_QUEUES_CACHE_SECONDS = 30
+LIVE_QUEUES_INSPECT_SECONDS = 1.0
+_LIVE_QUEUES_KEY = "preflab:model_runner:live-queues"
+
+
+def _remote_control_works() -> bool:
+    """Celery's remote control needs a broker with broadcast (Redis, RabbitMQ); tasks run eagerly
+    have no worker at all. kombu's filesystem transport has no broadcast, so nothing can be known."""
+    from model_runner.tasks import generation_batch_task
+
+    conf = generation_batch_task.app.conf
+    return not conf.task_always_eager and not str(conf.broker_url or "").startswith("filesystem")
+
+
+def _active_queues() -> dict[str, Any] | None:
+    """``inspect().active_queues()``: worker name -> the queues it consumes (None: no reply)."""
+    from model_runner.tasks import generation_batch_task
+
+    replies: dict[str, Any] | None = generation_batch_task.app.control.inspect(
+        timeout=LIVE_QUEUES_INSPECT_SECONDS
+    ).active_queues()
+    return replies
+
+
+def live_queues() -> set[str] | None:
+    """The queues at least one live worker consumes, or None where that cannot be known (the
+    filesystem broker, eager tasks, a broker that does not answer). Asked at most once per
+    ``LIVE_QUEUES_CACHE_SECONDS`` (the answer costs up to ``LIVE_QUEUES_INSPECT_SECONDS``)."""
+    from django.core.cache import cache
+    from kombu.exceptions import OperationalError
+
+    if not _remote_control_works():
+        return None
+    cached = cache.get(_LIVE_QUEUES_KEY)
+    if cached is not None:
+        return set(cached)
+    try:
+        replies = _active_queues() or {}
+    except (OperationalError, OSError):
+        return None  # the broker is down: /readyz and worker_check say so
+    names = sorted({queue["name"] for queues in replies.values() for queue in queues or []})
+    cache.set(_LIVE_QUEUES_KEY, names, LIVE_QUEUES_CACHE_SECONDS)
+    return set(names)
+
+
+def generation_job_notice(*, job: GenerationJob) -> str | None:
+    """What a queued or running job is waiting for, when no live worker serves one of its
+    generators' queues (its batches wait there until one starts); None otherwise or when unknown."""
+    if job.status not in (GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING):
+        return None
+    live = live_queues()
+    if live is None:
+        return None
+    waiting: dict[str, list[str]] = {}
+    for generator in job.generators.all():
+        if generator.queue not in live:
+            waiting.setdefault(generator.queue, []).append(generator.name)
+    if not waiting:
+        return None
+    parts = [
+        f"no worker serves the queue {queue!r} ({', '.join(sorted(names))}): start one with "
+        f"celery -A labeling worker -Q {queue}"
+        for queue, names in sorted(waiting.items())
+    ]
+    return "Waiting: " + "; ".join(parts) + ". Its batches wait in the queue until then."
+
+
 def generators_resolve(*, refs: Sequence[int | str]) -> list[Generator]:
     """Generators by id (numbers) or name (strings), in the given order; unknown ones name themselves."""
     found: list[Generator] = []

@@ -13,10 +13,11 @@ from model_runner.models import GenerationJob, Generator
 logger = logging.getLogger(__name__)
 
 
-# Routed to the ``gpu`` queue by CELERY_TASK_ROUTES ("model_runner.tasks.*"); Celery 5.7 deprecates
-# the per-task ``queue`` attribute. acks_late + reject_on_worker_lost: a killed worker's batch is redelivered.
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def generation_batch_task(job_id: int, generator_id: int, prompt_ids: list[int]) -> int:
+# Sent to its generator's queue (``Generator.queue``, by ``_enqueue``); else routed to ``gpu`` by
+# CELERY_TASK_ROUTES ("model_runner.tasks.*"). Celery 5.7 deprecates the per-task ``queue`` attribute.
+# acks_late + reject_on_worker_lost: a killed worker's batch is redelivered.
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def generation_batch_task(self: Any, job_id: int, generator_id: int, prompt_ids: list[int]) -> int:
     """Generate one batch of a job. Redelivery after a killed worker is safe: the service skips
     what exists and the unique key on candidates rejects duplicates."""
     job = GenerationJob.objects.filter(pk=job_id).first()
@@ -32,7 +33,22 @@ def generation_batch_task(job_id: int, generator_id: int, prompt_ids: list[int])
     # Imported here so the web process, which enqueues this task, never loads the runner's worker path.
     from model_runner.services import generation_batch_run
 
-    return generation_batch_run(job=job, generator=generator, prompt_ids=prompt_ids)
+    return generation_batch_run(
+        job=job, generator=generator, prompt_ids=prompt_ids, worker=str(self.request.hostname or "")
+    )
+
+
+# On ``default`` (CELERY_TASK_ROUTES names it before the model_runner.tasks.* rule); beat runs it
+# every minute. It loads no model, so no GPU worker has to be free for it.
+@shared_task
+def generation_batches_stalled_task() -> int:
+    """Send again the batches whose worker stopped making progress (``batch_claims``)."""
+    from model_runner.services import generation_batches_resend_stalled
+
+    count = generation_batches_resend_stalled()
+    if count:
+        logger.warning("sent %d stalled generation batch(es) again", count)
+    return count
 
 
 @worker_ready.connect

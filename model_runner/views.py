@@ -106,7 +106,14 @@ class GenerationJobStartForm(PromptChoiceForm):
 
 def _jobs_context() -> dict[str, Any]:
     jobs = list(selectors.generation_job_list()[:50])
-    rows = [{"job": job, **selectors.generation_job_stats(job=job)} for job in jobs]
+    rows = [
+        {
+            "job": job,
+            **selectors.generation_job_stats(job=job),
+            "notice": selectors.generation_job_notice(job=job),
+        }
+        for job in jobs
+    ]
     active = any(job.status in {GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING} for job in jobs)
     return {"rows": rows, "active": active}
 

@@ -9,6 +9,9 @@ so an unacknowledged message comes back quickly).
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
@@ -51,3 +54,18 @@ def worker_broker(
             options["polling_interval"] = polling_interval
         return url, options, queue  # the folder is the test's own
     return url, dict(redis_options), f"{queue}-test-{uuid.uuid4().hex[:8]}"
+
+
+def worker_env(url: str, options: dict[str, Any], queue: str, **extra: str) -> dict[str, str]:
+    """The environment of a helper worker process: the test database, the test's broker and queue
+    (read by the helper worker scripts), a secret key (a production worker refuses to start
+    without one), and ``extra`` variables."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": url,
+        "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
+        "PREFLAB_TEST_QUEUE": queue,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        **extra,
+    }

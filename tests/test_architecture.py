@@ -115,12 +115,14 @@ STATUS_WRITERS = {
         "labeling/services/assignments.py",  # Assignment.status
         "model_runner/services/job_status.py",  # GenerationJob.status
         "export/services/runs.py",  # ExportRun.status
+        "export/services/reward_checks.py",  # RewardCheck.status
         "labeling/services/queue_admin.py",  # Queue.status (pause, resume, close, reopen)
         "comparisons/services/import_jobs.py",  # ImportJob.status
         "labeling/services/sessions.py",  # Session.status, Turn.status
     },
     "claimed": {"labeling/services/assignments.py"},
     "judged": {"labeling/services/assignments.py"},
+    "lifted_at": {"labeling/services/pauses.py"},  # RaterQueuePause: open until lifted
 }
 
 

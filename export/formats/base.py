@@ -2,8 +2,9 @@
 
 A view has an Arrow ``schema`` (column order and types, the same for JSONL and Parquet and for
 the dataset card's ``features``), a prose ``description`` for the card, and ``rows(groups)``:
-given the judgments grouped by comparison, it yields ``(prompt, row)`` pairs with the row's keys
-in schema order, counting what it leaves out in ``stats``.
+given the judgments grouped by comparison (by prompt for aggregated pair views, which pool votes
+per candidate pair across comparisons), it yields ``(prompt, row)`` pairs with the row's keys in
+schema order, counting what it leaves out in ``stats``.
 
 This module holds :class:`View`, :class:`PairView` (views built from pairwise events, with the
 two methods ``export.columnar`` builds its columns from), the provenance columns and the margin
@@ -37,9 +38,10 @@ from export.records import (
     JudgmentRecord,
     PairEvent,
     PromptInfo,
-    aggregate_events,
     pair_events,
+    pooled_events,
 )
+from labeling.selectors.reviews import adjudicated_labels
 
 Row = dict[str, Any]
 Groups = Iterable[list[JudgmentRecord]]
@@ -51,7 +53,15 @@ MARGIN_MAPPING_DOC: dict[str, Any] = {
     "margin": "abs(strength) as a float",
     "values": {"1 (slightly better)": 1.0, "2 (better)": 2.0, "3 (much better)": 3.0},
     "rankings": "a ranking pair's strength is the number of groups between the two responses, capped at 3",
-    "aggregated": "majority: mean strength of the winning votes; mean: abs(mean signed strength)",
+    "aggregated": (
+        "one row per candidate pair, pooling the votes of every comparison that holds both; "
+        "majority: mean strength of the winning votes; mean: abs(mean signed strength)"
+    ),
+    "helpsteer": (
+        "preference_strength of an aggregated row is the aggregated strength rounded half away from "
+        "zero, at least 1 when the strength is not 0 (never a tie), at most 3; the exact value is in "
+        "aggregated_strength"
+    ),
     "ties": "strength 0 is left out and counted in skipped.ties",
 }
 
@@ -67,7 +77,7 @@ def flat_prompt(messages: list[dict[str, str]]) -> str:
     return "\n\n".join(f"{_role_name(m['role'])}: {m['content']}" for m in messages)
 
 
-def _provenance_fields(aggregated: bool) -> list[tuple[str, pa.DataType]]:
+def _provenance_fields(aggregation: str) -> list[tuple[str, pa.DataType]]:
     fields = [
         ("prompt_id", pa.string()),
         ("comparison_id", pa.int64()),
@@ -75,8 +85,10 @@ def _provenance_fields(aggregated: bool) -> list[tuple[str, pa.DataType]]:
         ("rater_id", pa.string()),
         ("judgment_id", pa.int64()),
     ]
-    if aggregated:
+    if aggregation != "raw":
         fields += [("n_judgments", pa.int64()), ("agreement", pa.float64())]
+    if aggregation == "adjudicated":
+        fields.append(("adjudicated", pa.bool_()))  # the row's label is a reviewer's, not the majority's
     return fields
 
 
@@ -95,8 +107,10 @@ class View:
         pseudonym: Callable[[int], str],
         queue_names: dict[int, str],
         likert_keys: list[str] | None = None,
+        filters: dict[str, Any] | None = None,
     ) -> None:
         self.aggregation = aggregation
+        self.filters = filters or {}
         self.options = options
         self.pseudonym = pseudonym
         self.queue_names = queue_names
@@ -127,17 +141,47 @@ class PairView(View):
 
     keep_ties = False
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Aggregated views: the raters and rubrics behind the rows kept (the per-pair filters
+        # decide which judgments count, so the groups alone cannot say).
+        self.rater_ids: set[int] = set()
+        self.rubric_ids: set[int] = set()
+        if self.aggregated:
+            self.stats.update(pairs_below_min_judgments=0, pairs_below_min_agreement=0)
+        # Aggregation ``adjudicated``: the reviewers' final labels (few: contested items only),
+        # of the exported queues, read once.
+        self.reviews: dict[int, dict[str, Any]] = {}
+        if self.aggregation == "adjudicated":
+            self.reviews = adjudicated_labels(comparison_ids=None, queue_ids=self.filters.get("queues"))
+
     @property
     def aggregated(self) -> bool:
         return self.aggregation != "raw"
 
     def events(self, groups: Groups) -> Iterator[PairEvent]:
-        for group in groups:
-            if self.aggregated:
-                yield from aggregate_events(group, aggregation=self.aggregation)
-            else:
+        """Raw: each judgment's events. Aggregated: ``groups`` are a prompt's judgments each
+        (``export_record_groups(pool=True)``), pooled per candidate pair, then ``min_judgments``
+        and ``min_agreement`` applied to each pooled pair (its ``n_judgments`` and ``agreement``)."""
+        if not self.aggregated:
+            for group in groups:
                 for record in group:
                     yield from pair_events(record)
+            return
+        min_judgments = self.filters.get("min_judgments", 1)
+        min_agreement = self.filters.get("min_agreement", 0.0)
+        for group in groups:
+            for event in pooled_events(group, aggregation=self.aggregation, reviews=self.reviews):
+                if event.n_judgments < min_judgments:
+                    self.stats["pairs_below_min_judgments"] += 1
+                    continue
+                if event.agreement < min_agreement:
+                    self.stats["pairs_below_min_agreement"] += 1
+                    continue
+                for record in event.records:
+                    self.rater_ids.add(record.rater_user_id)
+                    self.rubric_ids.add(record.rubric_id)
+                yield event
 
     def rows(self, groups: Groups) -> Iterator[tuple[PromptInfo, Row]]:
         for event in self.events(groups):
@@ -175,6 +219,8 @@ class PairView(View):
         if self.aggregated:
             row["n_judgments"] = event.n_judgments
             row["agreement"] = event.agreement
+        if self.aggregation == "adjudicated":
+            row["adjudicated"] = event.adjudicated
         return row
 
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from export.formats.base import MESSAGES, Groups, Row, View
 from export.records import LABELS, JudgmentRecord, PromptInfo
+from labeling.selectors.reviews import adjudicated_labels
 
 _CRITERION = pa.struct(
     [
@@ -55,7 +56,8 @@ class NativeView(View):
         "grouped), per-criterion answers (`criteria`; pairwise criteria in shown labels, Likert scores "
         "per label and candidate id), flags, rationale, rewritten response, pseudonymous rater id, active "
         "time, rubric version, timestamp, queue, and gold markers (`gold_answer` as JSON, in candidate "
-        "positions). `adjudicated` is always false: Preflab has no adjudication step yet."
+        "positions). `adjudicated` is true when a reviewer gave the comparison a final label (the label is "
+        "in the pairwise views exported with aggregation `adjudicated`)."
     )
 
     @property
@@ -71,6 +73,7 @@ class NativeView(View):
     def __init__(self, *, rubric_kinds: dict[int, dict[str, str]] | None = None, **kwargs: Any) -> None:
         self.rubric_kinds = rubric_kinds or {}
         super().__init__(**kwargs)
+        self.reviewed = set(adjudicated_labels(comparison_ids=None, queue_ids=self.filters.get("queues")))
 
     def fields(self) -> list[tuple[str, pa.DataType]]:
         return [
@@ -162,7 +165,7 @@ class NativeView(View):
             "created_at": created.isoformat().replace("+00:00", "Z") if created is not None else None,
             "is_gold": record.is_gold,
             "gold_answer": _json_or_none(record.gold_answer),
-            "adjudicated": False,
+            "adjudicated": record.comparison_id in self.reviewed,
         }
 
     def criteria(self, record: JudgmentRecord) -> list[Row]:

@@ -8,6 +8,7 @@ same bytes. ``trl`` and ``hh`` leave ties out (counted in ``stats``); ``helpstee
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyarrow as pa
@@ -54,7 +55,7 @@ class TrlView(PairView):
         return (
             head
             + [("chosen", text), ("rejected", text), ("margin", pa.float64())]
-            + _provenance_fields(self.aggregated)
+            + _provenance_fields(self.aggregation)
         )
 
     @property
@@ -108,7 +109,7 @@ class HhView(PairView):
             ("chosen", pa.string()),
             ("rejected", pa.string()),
             ("system", pa.string()),
-        ] + _provenance_fields(self.aggregated)
+        ] + _provenance_fields(self.aggregation)
 
     @property
     def columnar(self) -> bool:
@@ -137,27 +138,54 @@ class HhView(PairView):
         return row
 
 
+def helpsteer_strength(strength: float) -> int:
+    """An aggregated strength on HelpSteer2's integer scale: rounded half away from zero (1.5 -> 2,
+    2.5 -> 3, -0.5 -> -1), never 0 unless the strength is 0 (0.25 -> 1: a preference never becomes
+    a tie), at most 3 either way."""
+    if strength == 0:
+        return 0
+    magnitude = min(3, max(1, math.floor(abs(strength) + 0.5)))
+    return magnitude if strength > 0 else -magnitude
+
+
 class HelpSteerView(PairView):
     name = "helpsteer"
     title = "HelpSteer2-Preference"
     keep_ties = True
-    description = (
-        "HelpSteer2-Preference style pairs: `preference_strength` -3..3, where -3 means response_1 is much "
-        "better, 0 about the same, 3 response_2 much better. In raw exports response_1 is the response "
-        "the rater saw first (label A). `preference_statement` is the rater's rationale. `prompt` is the "
-        "conversation as one string (a lone user turn as it is, else `User: ...` turns); "
-        "`prompt_messages` keeps the turns."
-    )
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        text = (
+            "HelpSteer2-Preference style pairs: `preference_strength` -3..3, where -3 means response_1 is "
+            "much better, 0 about the same, 3 response_2 much better. In raw exports response_1 is the "
+            "response the rater saw first (label A). `preference_statement` is the rater's rationale. "
+            "`prompt` is the conversation as one string (a lone user turn as it is, else `User: ...` "
+            "turns); `prompt_messages` keeps the turns."
+        )
+        if self.aggregated:
+            text += (
+                " Aggregated rows: response_1 is the response placed first in the row's comparison; "
+                "`aggregated_strength` is the exact aggregated strength (the same number as `trl`'s "
+                "`margin` for the pair, with its sign), and `preference_strength` is it rounded half "
+                "away from zero (1.5 -> 2, 2.5 -> 3, -0.5 -> -1), at least 1 either way when it is not "
+                "0, so a preference never becomes a tie."
+            )
+        return text
 
     def fields(self) -> list[tuple[str, pa.DataType]]:
-        return [
-            ("prompt", pa.string()),
-            ("prompt_messages", MESSAGES),
-            ("response_1", pa.string()),
-            ("response_2", pa.string()),
-            ("preference_strength", pa.int64()),
-            ("preference_statement", pa.string()),
-        ] + _provenance_fields(self.aggregated)
+        exact = [("aggregated_strength", pa.float64())] if self.aggregated else []
+        return (
+            [
+                ("prompt", pa.string()),
+                ("prompt_messages", MESSAGES),
+                ("response_1", pa.string()),
+                ("response_2", pa.string()),
+                ("preference_strength", pa.int64()),
+            ]
+            + exact
+            + [("preference_statement", pa.string())]
+            + _provenance_fields(self.aggregation)
+        )
 
     def row(self, event: PairEvent) -> Row:
         record = event.record
@@ -166,8 +194,10 @@ class HelpSteerView(PairView):
             "prompt_messages": event.prompt.messages,
             "response_1": event.x.text,
             "response_2": event.y.text,
-            "preference_strength": int(round(event.strength)),
-            "preference_statement": (record.rationale or "") if record is not None else "",
+            "preference_strength": helpsteer_strength(event.strength),
         }
+        if self.aggregated:
+            row["aggregated_strength"] = float(event.strength)
+        row["preference_statement"] = (record.rationale or "") if record is not None else ""
         row.update(self.provenance(event))
         return row

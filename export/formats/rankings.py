@@ -63,7 +63,7 @@ class RankingsView(View):
                 ("chosen", MESSAGES),
                 ("rejected", MESSAGES),
                 ("margin", pa.float64()),
-            ] + _provenance_fields(False)
+            ] + _provenance_fields("raw")
         return [
             ("prompt_id", pa.string()),
             ("prompt", MESSAGES),

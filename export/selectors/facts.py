@@ -55,8 +55,9 @@ def export_estimate(
 ) -> dict[str, Any]:
     """A quick row estimate for validated filters: counts in SQL, no rows read.
 
-    ``rows`` is an upper bound: ties and the per-comparison filters (``min_judgments``,
-    ``min_agreement``) are applied only when the export runs. For ``sft``, ``rows`` counts the
+    ``rows`` is an upper bound: ties, ``min_judgments`` and ``min_agreement`` are applied only
+    when the export runs, and so is pooling (aggregated rows count each comparison's pairs, so a
+    pair held by two comparisons counts twice). For ``sft``, ``rows`` counts the
     finished sessions (a session with no settled reply writes none) and the rest is 0.
     """
     if format == "sft":

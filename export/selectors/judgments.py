@@ -21,6 +21,7 @@ from django.db.models.sql.compiler import SQLCompiler
 from comparisons.models import Candidate, ComparisonCandidate, ComparisonDuplicate, Prompt
 from export.records import CandidateInfo, ExportDataError, PromptInfo
 from labeling.models import Judgment
+from labeling.selectors.pauses import paused_rater_exists
 
 
 class IdIn(Func):
@@ -81,8 +82,17 @@ def export_judgment_queryset(*, filters: dict[str, Any]) -> QuerySet[Judgment]:
     if filters.get("exclude_gold"):
         qs = qs.filter(assignment__item__is_gold=False)
     if filters.get("exclude_paused_raters"):
-        qs = qs.filter(assignment__rater__is_active=True)
+        qs = qs.filter(assignment__rater__is_active=True).exclude(paused_rater_exists())
     return qs.order_by("assignment__item__comparison_id", "id")
+
+
+def export_paused_left_out(*, filters: dict[str, Any]) -> int:
+    """How many judgments ``exclude_paused_raters`` leaves out of what the other filters keep
+    (deactivated users, raters paused from the judgment's queue); 0 when the filter is off."""
+    if not filters.get("exclude_paused_raters"):
+        return 0
+    others = export_judgment_queryset(filters={**filters, "exclude_paused_raters": False})
+    return others.order_by().count() - export_judgment_queryset(filters=filters).order_by().count()
 
 
 def _prompt_ids_with_tags(tags: list[str]) -> Any:

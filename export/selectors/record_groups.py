@@ -5,7 +5,10 @@
 (ExportDataError naming the judgment otherwise). :func:`export_record_groups` holds one
 comparison's records at a time and applies the per-comparison filters (``min_judgments``, then
 ``min_agreement``), counting what it saw in :class:`GroupStats`; ``export.columnar`` counts its
-comparisons through :func:`keep_group`, the same rule.
+comparisons through :func:`keep_group`, the same rule. For the aggregated views it yields each
+prompt's records together instead (``pool=True``): they pool votes per candidate pair across
+comparisons and apply ``min_judgments`` / ``min_agreement`` to each pooled pair themselves
+(``export.formats.base.PairView.events``).
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ def export_records(
     full: bool = True,
     duplicates: bool = False,
     on_chunk: Callable[[int], None] | None = None,
+    by_prompt: bool = False,
 ) -> Iterator[JudgmentRecord]:
-    """Stream the filtered judgments as records, ordered by comparison then judgment id.
+    """Stream the filtered judgments as records, ordered by comparison then judgment id (with
+    ``by_prompt``, by prompt first: every comparison of a prompt together).
 
     Reads the judgments through one server-side cursor on PostgreSQL (``iterator``) in chunks of
     CHUNK_SIZE; per chunk it fetches the chunk's prompts and candidates in one query each, so the
@@ -64,7 +69,10 @@ def export_records(
     Raises ExportDataError naming the judgment when stored data is inconsistent.
     """
     fields = _BASE_FIELDS + (_FULL_FIELDS if full else ())
-    rows = export_judgment_queryset(filters=filters).values_list(*fields).iterator(chunk_size=CHUNK_SIZE)
+    qs = export_judgment_queryset(filters=filters)
+    if by_prompt:
+        qs = qs.order_by("assignment__item__comparison__prompt_id", "assignment__item__comparison_id", "id")
+    rows = qs.values_list(*fields).iterator(chunk_size=CHUNK_SIZE)
     done = 0
     while True:
         chunk = list(islice(rows, CHUNK_SIZE))
@@ -122,28 +130,50 @@ def export_record_groups(
     duplicates: bool = False,
     on_chunk: Callable[[int], None] | None = None,
     stats: GroupStats | None = None,
+    pool: bool = False,
 ) -> Iterator[list[JudgmentRecord]]:
     """The filtered judgments grouped by comparison, with ``min_judgments`` / ``min_agreement`` applied.
 
     One comparison's judgments are held at a time, so memory does not grow with the export.
     ``stats`` (if given) counts judgments, comparisons, what the per-comparison filters dropped,
     and the agreement of comparisons with two or more judgments.
+
+    ``pool=True`` (aggregated views): one group per prompt, its comparisons in id order, with no
+    per-comparison filter (the view filters each pooled candidate pair); each comparison is still
+    counted in ``stats``, its raters and rubrics excepted (the view knows which rows it kept).
     """
     stats = stats if stats is not None else GroupStats()
-    min_judgments = filters.get("min_judgments", 1)
-    min_agreement = filters.get("min_agreement", 0.0)
+    min_judgments = 1 if pool else filters.get("min_judgments", 1)
+    min_agreement = 0.0 if pool else filters.get("min_agreement", 0.0)
     group: list[JudgmentRecord] = []
-    for record in export_records(filters=filters, full=full, duplicates=duplicates, on_chunk=on_chunk):
+    pooled: list[JudgmentRecord] = []
+    records = export_records(
+        filters=filters, full=full, duplicates=duplicates, on_chunk=on_chunk, by_prompt=pool
+    )
+    for record in records:
         if group and record.comparison_id != group[0].comparison_id:
-            if _keep(group, stats, min_judgments, min_agreement):
-                yield group
+            if _keep(group, stats, min_judgments, min_agreement, ids=not pool):
+                if not pool:
+                    yield group
+                elif record.prompt.id != group[0].prompt.id:
+                    yield pooled + group
+                    pooled = []
+                else:
+                    pooled += group
             group = []
         group.append(record)
-    if group and _keep(group, stats, min_judgments, min_agreement):
-        yield group
+    if group and _keep(group, stats, min_judgments, min_agreement, ids=not pool):
+        yield pooled + group if pool else group
 
 
-def _keep(group: list[JudgmentRecord], stats: GroupStats, min_judgments: int, min_agreement: float) -> bool:
+def _keep(
+    group: list[JudgmentRecord],
+    stats: GroupStats,
+    min_judgments: int,
+    min_agreement: float,
+    *,
+    ids: bool = True,
+) -> bool:
     stats.comparisons += 1
     stats.judgments += len(group)
     if len(group) < min_judgments:
@@ -158,6 +188,8 @@ def _keep(group: list[JudgmentRecord], stats: GroupStats, min_judgments: int, mi
     if len(group) > 1:
         stats.agreement_sum += share
         stats.agreement_comparisons += 1
+    if not ids:
+        return True
     for record in group:
         stats.rubric_ids.add(record.rubric_id)
         stats.rater_ids.add(record.rater_user_id)

@@ -32,7 +32,7 @@ from export.formats.native import NativeView
 from export.formats.sft import SftView
 from export.records import PromptInfo
 from export.selectors.facts import export_likert_keys, export_queue_names, export_rubrics, export_templates
-from export.selectors.judgments import export_judgment_queryset
+from export.selectors.judgments import export_judgment_queryset, export_paused_left_out
 from export.selectors.record_groups import GroupStats, export_record_groups
 from export.selectors.sessions import export_conversation_counts, export_session_records
 from export.spec import ExportSpec
@@ -59,6 +59,7 @@ def _build_view(spec: ExportSpec, pseudonyms: Pseudonyms) -> View:
         "options": spec.options,
         "pseudonym": pseudonyms,
         "queue_names": export_queue_names() if spec.format == "native" else {},
+        "filters": spec.filters,
     }
     if spec.format == "ratings":
         kwargs["likert_keys"] = export_likert_keys(filters=spec.filters)
@@ -79,6 +80,9 @@ def _rubric_ids(spec: ExportSpec) -> set[int]:
 def _skipped(view: View, stats: GroupStats) -> dict[str, int]:
     skipped = dict(sorted(view.stats.items()))
     skipped.setdefault("ties", 0)
+    if isinstance(view, PairView) and view.aggregated:
+        # min_judgments / min_agreement were tested per pooled candidate pair (pairs_below_*).
+        return skipped
     skipped["comparisons_below_min_judgments"] = stats.dropped_min_judgments
     skipped["comparisons_below_min_agreement"] = stats.dropped_min_agreement
     skipped["judgments_in_dropped_comparisons"] = stats.judgments_dropped
@@ -101,7 +105,14 @@ def _facts(view: View, stats: GroupStats, spec: ExportSpec) -> dict[str, Any]:
         "comparisons": stats.comparisons,
         "raters": len(stats.rater_ids),
         "agreement": {"mean": stats.mean_agreement, "comparisons": stats.agreement_comparisons},
-        "skipped": _skipped(view, stats),
+        "skipped": {
+            **_skipped(view, stats),
+            **(
+                {"judgments_of_paused_raters": export_paused_left_out(filters=spec.filters)}
+                if spec.filters.get("exclude_paused_raters")
+                else {}
+            ),
+        },
         "conversations": export_conversation_counts(filters=spec.filters),
         "code_version": code_version(),
     }
@@ -176,15 +187,20 @@ def _write_snapshot(
                 full=full,
             )
         else:
+            pooled = isinstance(view, PairView) and view.aggregated  # votes pooled per candidate pair
             groups = export_record_groups(
                 filters=spec.filters,
                 full=full,
                 duplicates=view.reads_duplicates,
                 on_chunk=on_progress,
                 stats=stats,
+                pool=pooled,
             )
             for prompt, row in view.rows(groups):
                 writer.write(split_of(prompt), row)
+            if pooled:
+                assert isinstance(view, PairView)
+                stats.rater_ids, stats.rubric_ids = view.rater_ids, view.rubric_ids
         files = writer.close()
     except BaseException:
         writer.abort()
@@ -241,7 +257,8 @@ def _write_snapshot(
         "margin_mapping": MARGIN_MAPPING_DOC,
         "rater_id": RATER_ID_DOC,
         "split_rule": SPLIT_DOC,
-        "paused_raters": "exclude_paused_raters leaves out users with is_active = false",
+        "paused_raters": "exclude_paused_raters leaves out users with is_active = false and raters "
+        "paused from the judgment's queue (an open gold auto-pause); the count is under skipped",
         "sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest(),
         "sha256_of": "the lines '<sha256>  <path>\\n' of every file, sorted by path (sha256sum -c format)",
         "code_version": facts["code_version"],

@@ -16,7 +16,9 @@ from django.urls import reverse
 from comparisons.forms import ModelIdsField
 from export.models import ExportRun
 from export.selectors.facts import export_estimate
+from export.selectors.reward_pairs import pairs_supported, reward_check_latest
 from export.selectors.runs import export_run_list
+from export.services.reward_checks import ACTIVE as CHECKS_ACTIVE
 from export.services.runs import export_run_create
 from export.spec import export_spec_clean
 from labeling.errors import ApplicationError, id_or_none
@@ -35,8 +37,13 @@ class ExportCreateForm(forms.Form):
     )
     format = forms.ChoiceField(choices=ExportRun.Format.choices, initial=ExportRun.Format.TRL)
     aggregation = forms.ChoiceField(
-        choices=[c for c in ExportRun.Aggregation.choices if c[0] != ExportRun.Aggregation.ADJUDICATED],
+        choices=ExportRun.Aggregation.choices,
         initial=ExportRun.Aggregation.RAW,
+        help_text=(
+            "Majority / mean (trl, hh, helpsteer): one row per candidate pair, pooling the votes of "
+            "every comparison that holds both responses (pairwise and ranking queues alike). "
+            "Adjudicated: as majority, but a reviewer's final label decides the pairs it covers."
+        ),
     )
     queues = ModelIdsField(
         queryset=Queue.objects.order_by("name"), required=False, help_text="Leave empty for every queue."
@@ -60,9 +67,27 @@ class ExportCreateForm(forms.Form):
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     min_judgments = forms.IntegerField(
-        required=False, min_value=1, max_value=1000, label="Min judgments per comparison"
+        required=False,
+        min_value=1,
+        max_value=1000,
+        label="Min judgments",
+        help_text=(
+            "Majority / mean: votes per row (a candidate pair, its votes pooled from every comparison "
+            "holding both responses; the n_judgments column). Raw: judgments per comparison."
+        ),
     )
-    min_agreement = forms.FloatField(required=False, min_value=0, max_value=1, label="Min agreement (0..1)")
+    min_agreement = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Min majority share (0..1)",
+        help_text=(
+            "The share of the votes that agree with the majority. Majority / mean: per row, the "
+            "agreement column (the share of its votes on the row's side). Raw: per comparison, the "
+            "share agreeing with its most common answer. Not the pairwise rater agreement of the "
+            "queue dashboard."
+        ),
+    )
     exclude_flagged = forms.BooleanField(required=False, label="Exclude flagged comparisons")
     exclude_gold = forms.BooleanField(required=False, label="Exclude gold items")
     exclude_paused_raters = forms.BooleanField(required=False, label="Exclude deactivated raters")
@@ -127,7 +152,14 @@ def _require_export(request: HttpRequest) -> Any:
 
 def _runs_context(*, highlight: int | None) -> dict[str, Any]:
     runs = list(export_run_list()[:PAGE_RUNS])
-    active = any(run.status in ACTIVE for run in runs)
+    latest = reward_check_latest(export_runs=runs)
+    for run in runs:
+        run.reward_check = latest.get(run.pk)  # type: ignore[attr-defined]
+        checkable = run.status == ExportRun.Status.SUCCEEDED and not pairs_supported(export_run=run)
+        run.reward_checkable = checkable  # type: ignore[attr-defined]
+    active = any(run.status in ACTIVE for run in runs) or any(
+        c.status in CHECKS_ACTIVE for c in latest.values()
+    )
     return {"runs": runs, "active": active, "highlight": highlight}
 
 

@@ -38,7 +38,8 @@ class QueueNextApi(APIView):
     """Lease the next item: 201 with the assignment, 204 when nothing is left for this rater.
 
     404 for a queue that does not exist or that the caller is not a member of (as on the judging
-    page); 403 with the reason for an unpassed qualification or a queue-wide content opt-out;
+    page); 403 with the reason for an unpassed qualification, a queue-wide content opt-out or a
+    gold auto-pause;
     429 past ``PREFLAB_NEXT_RATE`` per user (``labeling.throttles``)."""
 
     throttle_classes = [NextRateThrottle]
@@ -54,7 +55,8 @@ class QueueNextApi(APIView):
             201: AssignmentOutputSerializer,
             204: OpenApiResponse(description="Nothing is left for this rater."),
             403: OpenApiResponse(
-                description="A qualification is not passed, or the rater opted out of its content."
+                description="A qualification is not passed, the rater opted out of its content, or the "
+                "rater is paused from the queue for their gold accuracy (the message gives the evidence)."
             ),
             409: OpenApiResponse(description="The rater already holds the most open items allowed."),
         },

@@ -21,6 +21,9 @@ from labeling.services import queue_admin
 class QueueDetailSerializer(QueueOutputSerializer):
     content_warning = serializers.CharField()
     content_warning_category = serializers.CharField()
+    gold_min_accuracy = serializers.FloatField(allow_null=True)
+    gold_min_items = serializers.IntegerField()
+    review_disagreement = serializers.FloatField(allow_null=True)
     members = serializers.SerializerMethodField()
 
     def get_members(self, queue: Queue) -> list[str]:
@@ -55,6 +58,24 @@ class QueueDetailApi(APIView):
         )
         content_warning_category = serializers.ChoiceField(
             choices=ContentCategory.choices, required=False, allow_blank=True
+        )
+        gold_min_accuracy = serializers.FloatField(
+            required=False,
+            allow_null=True,
+            min_value=0.0,
+            max_value=1.0,
+            help_text="Pause raters whose gold accuracy here is under this (0..1); null: off.",
+        )
+        gold_min_items = serializers.IntegerField(
+            required=False, min_value=1, help_text="Gold answers before the accuracy can pause a rater."
+        )
+        review_disagreement = serializers.FloatField(
+            required=False,
+            allow_null=True,
+            min_value=0.0,
+            max_value=1.0,
+            help_text="Items whose share of judgments against the majority exceeds this go to review; "
+            "null: only flagged items.",
         )
         members = serializers.ListField(child=serializers.CharField(), required=False)
         groups = serializers.ListField(child=serializers.CharField(), required=False)

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from comparisons.models import Prompt
 from comparisons.selectors import prompts_select
 from labeling import selectors, services
+from labeling.apis.queue_stats import QueueStatsSerializer
 from labeling.errors import ApplicationError, NotFound, id_or_none
 from labeling.models import Queue, Rubric, User
 from labeling.permissions import IsAdminRole, IsResearcherOrAdmin
@@ -206,19 +207,14 @@ class QueueGoldApi(APIView):
 
 
 class QueueStatsApi(APIView):
-    """Progress, throughput and per-rater quality of a queue (admins and researchers)."""
+    """Progress, throughput, agreement per criterion, position bias, rates and rater trust of a
+    queue (admins and researchers), with ``computed_at``: cached until the queue changes
+    (``labeling.selectors.queue_stats``)."""
 
     permission_classes = [IsResearcherOrAdmin]
 
-    @extend_schema(responses={200: OpenApiResponse(description="progress, throughput, raters")})
+    @extend_schema(responses={200: QueueStatsSerializer})
     def get(self, request: Request, queue_id: int) -> Response:
-        from labeling.selectors import dashboards
+        from labeling.selectors.queue_stats import queue_stats
 
-        queue = _queue_or_404(queue_id)
-        return Response(
-            {
-                "progress": dashboards.queue_progress(queue=queue),
-                "throughput": dashboards.queue_throughput(queue=queue),
-                **dashboards.queue_raters(queue=queue),
-            }
-        )
+        return Response(queue_stats(queue=_queue_or_404(queue_id)))

@@ -81,6 +81,21 @@ class Queue(models.Model):
     )
     qualification_min_items = models.PositiveSmallIntegerField(default=5)
     qualification_min_accuracy = models.FloatField(default=0.8)
+    # Trust (labeling.services.pauses, labeling.selectors.reviews).
+    gold_min_accuracy = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Pause a rater from this queue whose gold accuracy here falls under this (0..1); blank: off.",
+    )
+    gold_min_items = models.PositiveSmallIntegerField(
+        default=10, help_text="Gold items a rater answers before their gold accuracy can pause them."
+    )
+    review_disagreement = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="An item goes to review when the share of judgments against its majority exceeds "
+        "this (0..1); blank: only flagged items.",
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="queues", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -92,6 +107,16 @@ class Queue(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="queue_gold_rate_fraction"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_min_accuracy__isnull=True)
+                | (Q(gold_min_accuracy__gte=0) & Q(gold_min_accuracy__lte=1)),
+                name="queue_gold_min_accuracy_fraction",
+            ),
+            models.CheckConstraint(
+                condition=Q(review_disagreement__isnull=True)
+                | (Q(review_disagreement__gte=0) & Q(review_disagreement__lte=1)),
+                name="queue_review_disagreement_fraction",
             ),
         ]
         ordering = ["-priority", "id"]

@@ -6,6 +6,8 @@ the two gatekeepers, ``queue_get_for_rater`` and ``assignment_get_for_rater``, w
 - ``quality``: answers in the comparison's stored order, gold accuracy;
 - ``content_warnings``: the warnings an item carries, a rater's opt-outs;
 - ``dashboards``: the admin queue dashboards (progress, throughput, per-rater quality);
+- ``agreement`` (arithmetic in ``agreement_math``): agreement per criterion with bootstrap
+  intervals; ``rater_trust``: position bias, rates, per-rater trust and anomaly flags;
 - ``queue_admin``: how low a queue's overlap may go, users named as members (by name or group);
 - ``integrity``: every counter and invariant recomputed from the rows (``check_integrity``).
 - ``api_keys``: a user's API keys (never the key itself); ``audit``: the audit log, filtered,

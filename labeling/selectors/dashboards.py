@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from itertools import combinations
-from statistics import median
 from typing import Any
 
+import numpy as np
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from labeling.models import Assignment, Judgment, Queue
-from labeling.selectors.quality import comparison_orders, judgment_matches_gold, preference_in_positions
-
-
-def _sign(x: int) -> int:
-    return (x > 0) - (x < 0)
+from labeling.models import Assignment, Judgment, Queue, User
+from labeling.selectors.quality import answer_matches_gold, comparison_orders
+from labeling.selectors.stats_facts import JudgmentFacts, judgment_facts
 
 
 def queue_progress(*, queue: Queue) -> dict[str, Any]:
@@ -54,10 +50,17 @@ def queue_progress(*, queue: Queue) -> dict[str, Any]:
     }
 
 
-def queue_throughput(*, queue: Queue, hours: int = 24) -> list[dict[str, Any]]:
-    """Judgments per hour over the last ``hours`` hours, oldest first, empty hours included."""
+def queue_throughput(
+    *, queue: Queue, hours: int = 24, facts: JudgmentFacts | None = None
+) -> list[dict[str, Any]]:
+    """Judgments per hour over the last ``hours`` hours, oldest first, empty hours included
+    (counted from ``facts`` when given, else in the database)."""
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
     since = now - timedelta(hours=hours - 1)
+    if facts is not None:
+        hour = np.floor((facts.created - since.timestamp()) / 3600)
+        counts = np.bincount(hour[(hour >= 0) & (hour < hours)].astype(np.int64), minlength=hours)
+        return [{"hour": since + timedelta(hours=i), "n": int(counts[i])} for i in range(hours)]
     rows = dict(
         Judgment.objects.filter(assignment__item__queue=queue, created_at__gte=since)
         .annotate(hour=TruncHour("created_at"))
@@ -71,56 +74,78 @@ def queue_throughput(*, queue: Queue, hours: int = 24) -> list[dict[str, Any]]:
     ]
 
 
-def queue_raters(*, queue: Queue) -> dict[str, Any]:
-    """Per rater: judgments, skips, median active time, gold accuracy, agreement with the others.
+def _medians(index: np.ndarray, values: np.ndarray, n: int) -> list[float | None]:
+    """Per group (``index``: each value's group, 0..n-1): the median of its non-nan values,
+    rounded to 0.1, or None."""
+    known = ~np.isnan(values)
+    groups, sorted_values = index[known], values[known]
+    order = np.lexsort((sorted_values, groups))
+    groups, sorted_values = groups[order], sorted_values[order]
+    starts = np.searchsorted(groups, np.arange(n), side="left")
+    ends = np.searchsorted(groups, np.arange(n), side="right")
+    out: list[float | None] = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        out.append(round(float(np.median(sorted_values[start:end])), 1) if end > start else None)
+    return out
 
-    Agreement: over items judged by two or more raters, the share of rater pairs whose pairwise
-    preferences point the same way (both ties count as agreeing); per rater, the pairs they are in.
+
+def queue_raters(*, queue: Queue, facts: JudgmentFacts | None = None) -> dict[str, Any]:
+    """Per rater: judgments, skips, median active time, gold accuracy, pairwise agreement with
+    other raters.
+
+    Pairwise agreement with other raters: over items judged by two or more raters, the share of
+    rater pairs whose pairwise preferences point the same way (both ties count as agreeing); per
+    rater (``pairwise_agreement``, also under its old name ``agreement``), the pairs they are in;
+    overall (``overall_agreement``), all pairs. Not the export's majority share.
+
+    Counted on the judgments' arrays (``stats_facts``, numpy); only the answers to gold items are
+    read row by row.
     """
-    judgments = list(
-        Judgment.objects.filter(assignment__item__queue=queue)
-        .select_related("assignment__item", "assignment__rater")
-        .order_by("id")
-    )
-    orders = comparison_orders([j.assignment.item.comparison_id for j in judgments])
-    by_item: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    stats: dict[int, dict[str, Any]] = {}
-    for j in judgments:
-        rater = j.assignment.rater
-        s = stats.setdefault(
-            rater.pk,
-            {
-                "rater": rater.username,
-                "judgments": 0,
-                "active": [],
-                "gold": 0,
-                "gold_right": 0,
-                "agree": 0,
-                "pairs": 0,
-            },
+    facts = facts or judgment_facts(queue=queue)
+    gold_rows = list(
+        Judgment.objects.filter(assignment__item__queue=queue, assignment__item__is_gold=True)
+        .exclude(assignment__item__gold_answer__isnull=True)
+        .values_list(
+            "id",
+            "assignment__rater_id",
+            "assignment__item__comparison_id",
+            "assignment__item__gold_answer",
+            "assignment__shown_order",
+            "preference",
+            "ranking",
         )
-        s["judgments"] += 1
-        if j.active_seconds is not None:
-            s["active"].append(j.active_seconds)
-        item = j.assignment.item
-        canonical = orders.get(item.comparison_id, [])
-        if item.is_gold and item.gold_answer:
-            s["gold"] += 1
-            s["gold_right"] += judgment_matches_gold(judgment=j, gold=item.gold_answer, canonical=canonical)
-        elif j.preference is not None and canonical:
-            p = preference_in_positions(
-                preference=j.preference, shown_order=j.assignment.shown_order, canonical=canonical
-            )
-            by_item[item.pk].append((rater.pk, _sign(p)))
-    agree_total = pairs_total = 0
-    for answers in by_item.values():
-        for (ra, a), (rb, b) in combinations(answers, 2):
-            same = int(a == b)
-            agree_total += same
-            pairs_total += 1
-            for r in (ra, rb):
-                stats[r]["agree"] += same
-                stats[r]["pairs"] += 1
+    )
+    gold_rows = [row for row in gold_rows if row[3]]
+    orders = comparison_orders([row[2] for row in gold_rows])
+    gold_answered: dict[int, int] = defaultdict(int)
+    gold_right: dict[int, int] = defaultdict(int)
+    for _id, rater_id, comparison_id, gold_answer, shown, preference, ranking in gold_rows:
+        gold_answered[rater_id] += 1
+        gold_right[rater_id] += answer_matches_gold(
+            preference=preference,
+            ranking=ranking,
+            shown_order=shown,
+            gold=gold_answer or {},
+            canonical=orders.get(comparison_id, []),
+        )
+    # Raters in the order of their first judgment (then by judgments, below: a stable sort).
+    raters, first, index = np.unique(facts.rater, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    judgments = np.bincount(index, minlength=len(raters))
+    medians = _medians(index, facts.active, len(raters))
+    # Pairwise agreement: over items with two or more answers (gold items with an answer left
+    # out), each rater pair agrees when both directions are the same.
+    gold_ids = {row[0] for row in gold_rows}
+    keep = ~np.isnan(facts.preference) & ~np.isnan(facts.swapped) & ~np.isin(facts.ids, list(gold_ids))
+    sign = np.sign(facts.canonical_preference()[keep]).astype(np.int64) + 1
+    _items, unit = np.unique(facts.item[keep], return_inverse=True)
+    per_item = np.bincount(unit * 3 + sign, minlength=len(_items) * 3).reshape(-1, 3)
+    answers = per_item.sum(axis=1)
+    agree = np.bincount(index[keep], weights=per_item[unit, sign] - 1, minlength=len(raters))
+    pairs = np.bincount(index[keep], weights=answers[unit] - 1, minlength=len(raters))
+    agree_total = int((per_item * (per_item - 1) // 2).sum())
+    pairs_total = int((answers * (answers - 1) // 2).sum())
+    names = dict(User.objects.filter(pk__in=raters.tolist()).values_list("pk", "username"))
     skips = dict(
         Assignment.objects.filter(item__queue=queue, status=Assignment.Status.SKIPPED)
         .values_list("rater_id")
@@ -128,16 +153,22 @@ def queue_raters(*, queue: Queue) -> dict[str, Any]:
         .values_list("rater_id", "n")
     )
     rows = []
-    for rater_id, s in stats.items():
+    for i in order.tolist():
+        rater_id = int(raters[i])
+        gold, right, agreed, paired = gold_answered[rater_id], gold_right[rater_id], agree[i], int(pairs[i])
+        share = round(float(agreed) / paired, 3) if paired else None
         rows.append(
             {
-                "rater": s["rater"],
-                "judgments": s["judgments"],
+                "rater": names[rater_id],
+                "judgments": int(judgments[i]),
                 "skips": skips.get(rater_id, 0),
-                "median_active_seconds": round(median(s["active"]), 1) if s["active"] else None,
-                "gold_accuracy": round(s["gold_right"] / s["gold"], 3) if s["gold"] else None,
-                "gold_answered": s["gold"],
-                "agreement": round(s["agree"] / s["pairs"], 3) if s["pairs"] else None,
+                "median_active_seconds": medians[i],
+                "gold_accuracy": round(right / gold, 3) if gold else None,
+                "gold_answered": gold,
+                "pairwise_agreement": share,
+                "pairwise_agreement_pairs": paired,
+                # The same figure under its first name, kept for existing API clients.
+                "agreement": share,
             }
         )
     rows.sort(key=lambda r: -r["judgments"])

@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Count, F, Q
 
 from comparisons.models import Candidate, Comparison, ComparisonCandidate
-from labeling.models import Assignment, Judgment, QueueItem, Rubric, SessionSeed, Turn
+from labeling.models import Assignment, Judgment, QueueItem, Review, Rubric, SessionSeed, Turn
 
 _LIVE_OR_JUDGED = [Assignment.Status.LEASED, Assignment.Status.SUBMITTED]
 
@@ -49,6 +49,8 @@ CHECKS = {
     "seed_started": "SessionSeed.started = the sessions started from it, at most the queue's overlap",
     "session_branch": "a session's kept branch is one chain: positions 0, 1, 2, ... each on the one before",
     "turn_settled": "a ready turn has its ranking lease; a done model turn keeps a reply of its own prompt",
+    "review_not_own": "a review's reviewer judged no assignment of the item reviewed",
+    "review_label": "a review's ranking places each of its comparison's positions exactly once",
 }
 
 
@@ -102,6 +104,7 @@ def integrity_drift(*, queue_id: int | None = None) -> Iterator[Drift]:
 
     yield from _comparison_drift()
     yield from _session_drift(queue_id=queue_id)
+    yield from _review_drift(queue_id=queue_id)
 
     for prompt_id, generator_id, sample_index, n in (
         Candidate.objects.values("prompt_id", "generator_id", "sample_index")
@@ -169,3 +172,17 @@ def _session_drift(*, queue_id: int | None) -> Iterator[Drift]:
             yield Drift("turn_settled", "Turn", pk, "a ranking lease", "none")
         if status == Turn.Status.DONE and chosen_prompt != prompt:
             yield Drift("turn_settled", "Turn", pk, f"a kept reply to prompt {prompt}", chosen_prompt)
+
+
+def _review_drift(*, queue_id: int | None) -> Iterator[Drift]:
+    reviews = Review.objects.all() if queue_id is None else Review.objects.filter(item__queue_id=queue_id)
+    own = reviews.filter(
+        item__assignments__rater_id=F("reviewer_id"), item__assignments__status=Assignment.Status.SUBMITTED
+    )
+    for pk, reviewer_id in own.values_list("pk", "reviewer_id").distinct():
+        yield Drift("review_not_own", "Review", pk, "a reviewer who did not judge the item", reviewer_id)
+    for pk, ranking, size in reviews.filter(ranking__isnull=False).values_list(
+        "pk", "ranking", "item__comparison__size"
+    ):
+        if sorted(p for group in ranking or [] for p in group) != list(range(size)):
+            yield Drift("review_label", "Review", pk, f"positions 0..{size - 1} once each", ranking)

@@ -3,6 +3,7 @@ comparison's stored candidate order, gold accuracy, and the stored orders themse
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from comparisons.models import ComparisonCandidate
@@ -31,23 +32,45 @@ def ranking_in_positions(
 
 
 def judgment_matches_gold(*, judgment: Judgment, gold: dict[str, Any], canonical: list[int]) -> bool:
-    shown = judgment.assignment.shown_order
-    if judgment.preference is not None and "preference" in gold:
-        mine = preference_in_positions(preference=judgment.preference, shown_order=shown, canonical=canonical)
+    return answer_matches_gold(
+        preference=judgment.preference,
+        ranking=judgment.ranking,
+        shown_order=judgment.assignment.shown_order,
+        gold=gold,
+        canonical=canonical,
+    )
+
+
+def answer_matches_gold(
+    *,
+    preference: int | None,
+    ranking: list[list[str]] | None,
+    shown_order: list[int],
+    gold: dict[str, Any],
+    canonical: list[int],
+) -> bool:
+    """Whether an answer (preference or ranking, in shown labels) agrees with the gold answer:
+    the same direction for a preference, the same best group for a ranking."""
+    if preference is not None and "preference" in gold:
+        mine = preference_in_positions(preference=preference, shown_order=shown_order, canonical=canonical)
         return _sign(mine) == _sign(int(gold["preference"]))
-    if judgment.ranking is not None and "ranking" in gold:
-        mine_r = ranking_in_positions(ranking=judgment.ranking, shown_order=shown, canonical=canonical)
+    if ranking is not None and "ranking" in gold:
+        mine_r = ranking_in_positions(ranking=ranking, shown_order=shown_order, canonical=canonical)
         return sorted(mine_r[0]) == sorted(gold["ranking"][0])
     return False
 
 
-def rater_gold_accuracy(*, rater: User, queue_id: int) -> tuple[int, float]:
-    """How many gold items of a queue the rater answered, and the share answered correctly."""
-    judgments = list(
-        Judgment.objects.filter(
-            assignment__rater=rater, assignment__item__queue_id=queue_id, assignment__item__is_gold=True
-        ).select_related("assignment__item")
-    )
+def rater_gold_accuracy(
+    *, rater: User | int, queue_id: int, since: datetime | None = None
+) -> tuple[int, float]:
+    """How many gold items of a queue the rater answered (after ``since``, if given), and the
+    share answered correctly."""
+    found = Judgment.objects.filter(
+        assignment__rater=rater, assignment__item__queue_id=queue_id, assignment__item__is_gold=True
+    ).select_related("assignment__item")
+    if since is not None:
+        found = found.filter(created_at__gt=since)
+    judgments = list(found)
     if not judgments:
         return 0, 0.0
     canon = comparison_orders([j.assignment.item.comparison_id for j in judgments])

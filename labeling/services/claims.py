@@ -15,6 +15,7 @@ from django.utils import timezone
 from labeling.errors import ApplicationError, Conflict, NotFound
 from labeling.models import Assignment, ContentCategory, Queue, QueueItem, User
 from labeling.selectors.content_warnings import content_warnings_for_assignment, queue_opted_out_category
+from labeling.selectors.pauses import pause_refusal_message, rater_open_pause
 from labeling.selectors.quality import rater_gold_accuracy
 from labeling.selectors.queues import current_overlap
 from labeling.services.assignments import (
@@ -50,8 +51,9 @@ def assignment_claim_next(
     """Lease the next item of ``queue`` to ``rater``, or return None when nothing is left for them.
 
     Refused with a clear message: a queue whose content warning the rater opted out of (403), an
-    unpassed qualification (403), a rater who is not a member (404, as for a queue that does not
-    exist), a fresh lease past ``max_open_leases`` (409).
+    unpassed qualification (403), a rater paused from the queue for their gold accuracy (403,
+    with the evidence; see ``labeling.services.pauses``), a rater who is not a member (404, as
+    for a queue that does not exist), a fresh lease past ``max_open_leases`` (409).
 
     Guarantees, also with many raters claiming at once:
     - a rater who holds an unexpired lease in this queue gets it back (a refresh never burns an
@@ -115,6 +117,10 @@ def _claim(
         )
         if member is None:
             raise NotFound("No such queue.")
+        if member[2]:
+            pause = rater_open_pause(rater=rater, queue=queue)
+            if pause is not None:
+                raise ApplicationError(pause_refusal_message(pause), status_code=403)
         if not rater_is_qualified(rater=rater, queue=queue):
             raise ApplicationError(
                 f"This queue needs a passed qualification in '{queue.qualification}' first.", status_code=403

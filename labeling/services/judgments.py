@@ -17,6 +17,7 @@ from labeling.selectors.content_warnings import CONTENT_WARNING_PREFIX
 from labeling.selectors.queues import rubric_criteria
 from labeling.services.adaptive import queue_reprioritize
 from labeling.services.assignments import HUMAN_GENERATOR_NAME, assignment_submit
+from labeling.services.pauses import rater_queue_pause_check
 from labeling.services.sessions import turn_keep_ranked
 from model_runner.models import Generator
 
@@ -212,6 +213,9 @@ def judgment_submit(
                 return stored, False  # a concurrent double click got here first
             if not queue.rubric.frozen:
                 Rubric.objects.filter(pk=queue.rubric_id).update(frozen=True)
+            if assignment.item.is_gold and queue.gold_min_accuracy is not None:
+                # The rater's gold evidence changed: the one place a pause is decided.
+                rater_queue_pause_check(queue=queue, rater_id=assignment.rater_id, now=now)
             written = candidate_create_from_rewrite(judgment=judgment) if judgment.rewrite.strip() else None
             if queue.kind == Queue.Kind.CONVERSATION:
                 # A conversation goes on with the trainer's better reply or the top-ranked one.

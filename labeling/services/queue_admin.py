@@ -41,6 +41,9 @@ QUEUE_EDITABLE_SETTINGS = (
     "guidelines",
     "content_warning",
     "content_warning_category",
+    "gold_min_accuracy",
+    "gold_min_items",
+    "review_disagreement",
 )
 
 MAX_OVERLAP = 50
@@ -87,6 +90,9 @@ def queue_update_settings(*, queue: Queue, **changes: Any) -> Queue:
     - ``max_open_leases`` (1..50), ``priority`` (a 32-bit integer), ``guidelines``,
       ``content_warning`` (at most 200 characters) and ``content_warning_category`` (a category or
       empty) apply to the next claim.
+    - ``gold_min_accuracy`` (0..1 or None: off) and ``gold_min_items`` (at least 1) apply from the
+      rater's next gold answer (``labeling.services.pauses``); ``review_disagreement`` (0..1 or
+      None: only flagged items) applies to the review list at once.
 
     Each value is checked by ``queue_setting_clean``.
     """
@@ -132,7 +138,10 @@ SETTING_BOUNDS: dict[str, tuple[int | None, int | None]] = {
     "lease_seconds": (MIN_LEASE_SECONDS, None),
     "max_open_leases": (1, MAX_OPEN_LEASES),
     "priority": (None, None),
+    "gold_min_items": (1, None),
 }
+#: Shares 0..1, or None (off): the gold auto-pause and the review threshold.
+FRACTION_SETTINGS = ("gold_min_accuracy", "review_disagreement")
 
 
 def queue_setting_clean(key: str, value: Any) -> Any:
@@ -148,6 +157,8 @@ def queue_setting_clean(key: str, value: Any) -> Any:
     if key in SETTING_BOUNDS:
         low, high = SETTING_BOUNDS[key]
         return column_check(field, value, low=low, high=high)
+    if key in FRACTION_SETTINGS:
+        return column_check(field, value, low=0, high=1)
     if not isinstance(value, str):
         raise ApplicationError(f"{key}: must be text", field=key)
     value = column_check(field, value.strip())

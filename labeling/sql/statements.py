@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Model
 
 from comparisons.models import Comparison, Prompt
-from labeling.models import ApiKey, Assignment, Judgment, Queue, QueueItem, Rubric
+from labeling.models import ApiKey, Assignment, Judgment, Queue, QueueItem, RaterQueuePause, Rubric
 from labeling.sql.hydrate import column, hydrate_row, insert_columns, quote, run, select_list, table
 
 
@@ -154,7 +154,9 @@ def assignment_for_rater() -> str:
 @statement()
 def claim_lock_rater() -> str:
     """Lock the rater's row (one rater's concurrent claims run one after the other), check that
-    they are a member of the queue, and find their oldest live lease in it. No row: not a member.
+    they are a member of the queue, find their oldest live lease in it, and whether they are
+    paused from it (an open ``RaterQueuePause``, probed through its partial unique index). No row:
+    not a member.
     On PostgreSQL the claim's transaction also stops waiting for the disk at commit (a lease lost
     in a crash is harmless: the rater asks again; judgments still wait for the disk).
 
@@ -164,6 +166,10 @@ def claim_lock_rater() -> str:
     AND "labeling_queueitem"."queue_id" = %(queue_id)s
     AND "labeling_assignment"."status" = %(leased)s AND "labeling_assignment"."expires_at" > %(now)s
     ORDER BY "labeling_assignment"."id" ASC LIMIT 1),
+    EXISTS (SELECT 1 FROM "labeling_raterqueuepause"
+    WHERE "labeling_raterqueuepause"."queue_id" = %(queue_id)s
+    AND "labeling_raterqueuepause"."rater_id" = "labeling_user"."id"
+    AND "labeling_raterqueuepause"."lifted_at" IS NULL),
     set_config('synchronous_commit', 'off', true) [PostgreSQL]
     FROM "labeling_user"
     INNER JOIN "labeling_queue_members" ON "labeling_queue_members"."user_id" = "labeling_user"."id"
@@ -179,8 +185,14 @@ def claim_lock_rater() -> str:
         f" AND {column(Assignment, 'status')} = %(leased)s AND {column(Assignment, 'expires_at')} > %(now)s"
         f" ORDER BY {column(Assignment, 'id')} ASC LIMIT 1"
     )
+    paused = (
+        f"EXISTS (SELECT 1 FROM {table(RaterQueuePause)}"  # noqa: S608
+        f" WHERE {column(RaterQueuePause, 'queue_id')} = %(queue_id)s"
+        f" AND {column(RaterQueuePause, 'rater_id')} = {column(user, 'id')}"
+        f" AND {column(RaterQueuePause, 'lifted_at')} IS NULL)"
+    )
     return (
-        f"SELECT {column(user, 'id')}, ({held})"  # noqa: S608
+        f"SELECT {column(user, 'id')}, ({held}), {paused}"  # noqa: S608
         + (", set_config('synchronous_commit', 'off', true)" if _is_postgresql() else "")
         + f" FROM {table(user)}"
         f" INNER JOIN {table(members)} ON {column(members, 'user_id')} = {column(user, 'id')}"

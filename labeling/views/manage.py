@@ -18,7 +18,10 @@ from comparisons.services import LeftOut
 from labeling.errors import ApplicationError
 from labeling.models import Queue, User
 from labeling.selectors import dashboards
+from labeling.selectors.pauses import queue_pauses
+from labeling.selectors.queue_stats import queue_stats
 from labeling.services import queue_admin
+from labeling.views import stats_charts
 from labeling.views.queue_forms import QueueCreateForm, QueueMembersForm, QueueSettingsForm
 
 #: The buttons that move a queue's status, by the status they move it to.
@@ -80,7 +83,8 @@ def _dashboard(
     members_form: QueueMembersForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    throughput = dashboards.queue_throughput(queue=queue)
+    stats = queue_stats(queue=queue)
+    throughput = stats["throughput"]
     peak = max((h["n"] for h in throughput), default=0)
     scale = peak or 1  # an empty chart draws empty bars, and says so
     bars = [
@@ -93,14 +97,23 @@ def _dashboard(
         }
         for i, h in enumerate(throughput)
     ]
+    quality = {key: stats[key] for key in ("overall_agreement", "agreement_pairs", "raters")}
     context: dict[str, Any] = {
         "queue": queue,
-        "progress": dashboards.queue_progress(queue=queue),
+        "computed_at": stats["computed_at"],
+        "progress": stats["progress"],
         "bars": bars,
         "peak": peak,
         "last_day": sum(h["n"] for h in throughput),
-        "quality": dashboards.queue_raters(queue=queue),
+        "quality": quality,
+        "position_bias": stats["position_bias"],
+        "rates": stats["rates"],
+        "raters": stats["raters"],
+        "agreement": stats["agreement"],
+        "alpha_chart": stats_charts.alpha_chart(stats["agreement"]),
+        "side_chart": stats_charts.side_chart(stats["position_bias"]),
         "members": list(queue.members.order_by("username")),
+        "pauses": queue_pauses(queue=queue),
     }
     if _user(request).is_admin_role:
         context |= {
@@ -113,7 +126,8 @@ def _dashboard(
 
 @login_required
 def manage_queue(request: HttpRequest, queue_id: int) -> HttpResponse:
-    """A queue's dashboard: progress, throughput, raters; for admins also its controls."""
+    """A queue's dashboard: progress, throughput, agreement per criterion, position bias, rater
+    trust; for admins also its controls."""
     _require_staff_role(request)
     return _dashboard(request, _queue(queue_id))
 

@@ -161,6 +161,28 @@ class QueueSettingsForm(ServiceErrorsMixin, forms.Form):
         required=False,
         help_text="Raters who opted out of it are not sent to this queue.",
     )
+    gold_min_accuracy = forms.FloatField(
+        label="Gold: pause under accuracy",
+        required=False,
+        min_value=0,
+        max_value=1,
+        help_text="0..1: a rater whose gold accuracy here falls under it is paused from this queue. "
+        "Blank: off.",
+    )
+    gold_min_items = forms.IntegerField(
+        label="Gold: answers before pausing",
+        min_value=1,
+        required=False,
+        help_text="Gold items answered before it applies (blank: unchanged).",
+    )
+    review_disagreement = forms.FloatField(
+        label="Review: disagreement over",
+        required=False,
+        min_value=0,
+        max_value=1,
+        help_text="0..1: items whose share of judgments against the majority exceeds it go to review. "
+        "Blank: only flagged items.",
+    )
 
     def __init__(self, *args: Any, queue: Queue, **kwargs: Any) -> None:
         kwargs.setdefault(
@@ -173,6 +195,10 @@ class QueueSettingsForm(ServiceErrorsMixin, forms.Form):
             f"Judgments wanted per item. It may grow; it may shrink down to {floor}, "
             "the most leases and judgments an item has now."
         )
+
+    def clean_gold_min_items(self) -> int:
+        value = self.cleaned_data.get("gold_min_items")
+        return self.queue.gold_min_items if value is None else value
 
     def changes(self) -> dict[str, Any]:
         """The settings that differ from the queue's (nothing else is written)."""

@@ -4,6 +4,7 @@
 ``generation_job_cancel``, ``generation_job_retry`` and the batch worker call.
 """
 
+from model_runner.services.batch_claims import generation_batches_resend_stalled
 from model_runner.services.batches import generation_batch_run
 from model_runner.services.generators import (
     BUNDLED_GENERATOR_NAME,
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_BATCH_SIZE",
     "MAX_SAMPLES_PER_PROMPT",
     "generation_batch_run",
+    "generation_batches_resend_stalled",
     "generation_job_batches",
     "generation_job_cancel",
     "generation_job_create",

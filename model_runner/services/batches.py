@@ -10,6 +10,11 @@ from django.db import transaction
 from comparisons.models import Candidate, Prompt
 from model_runner.backends.base import BackendError, GenerationRequest, PromptOutcome, sampling_merge
 from model_runner.models import GenerationJob, Generator
+from model_runner.services.batch_claims import (
+    generation_batch_progress,
+    generation_batch_release,
+    generation_batch_take,
+)
 from model_runner.services.job_status import FINISHED, generation_job_settle
 
 Status = GenerationJob.Status
@@ -35,16 +40,18 @@ def _errored(job: GenerationJob, generator: Generator) -> set[int]:
     }
 
 
-def generation_batch_run(*, job: GenerationJob, generator: Generator, prompt_ids: Sequence[int]) -> int:
+def generation_batch_run(
+    *, job: GenerationJob, generator: Generator, prompt_ids: Sequence[int], worker: str = ""
+) -> int:
     """Generate the missing samples of these prompts for one generator; return how many were inserted.
 
     Idempotent: (prompt, generator, sample_index) that exist are skipped, and the unique key makes a
     concurrent or redelivered run write nothing twice. Candidates are saved after each model batch.
     A cancelled or finished job writes nothing. A prompt that cannot be answered (too long) is
     recorded in ``job.errors`` and the rest go on; a model that cannot load fails the job.
+    While it runs, the batch is recorded as taken by ``worker`` (``batch_claims``), so the stall
+    check can send it again if this process dies.
     """
-    from model_runner.backends import backend_for
-
     job.refresh_from_db()
     if job.status in FINISHED:
         return 0
@@ -59,6 +66,15 @@ def generation_batch_run(*, job: GenerationJob, generator: Generator, prompt_ids
     generation_job_settle(job=job, starting=True)
     if job.status in FINISHED:  # cancelled while we looked
         return 0
+    key = generation_batch_take(job=job, generator=generator, prompt_ids=prompt_ids, worker=worker)
+    try:
+        return _generate(job=job, generator=generator, missing=missing, key=key)
+    finally:
+        generation_batch_release(job=job, key=key)
+
+
+def _generate(*, job: GenerationJob, generator: Generator, missing: dict[int, list[int]], key: str) -> int:
+    from model_runner.backends import backend_for
 
     prompts = {p.pk: p for p in Prompt.objects.filter(pk__in=list(missing))}
     requests = [
@@ -79,6 +95,7 @@ def generation_batch_run(*, job: GenerationJob, generator: Generator, prompt_ids
                 missing=missing,
                 sampling=sampling,
                 revision=backend.revision,
+                key=key,
             )
             if written is None:  # cancelled meanwhile
                 return inserted
@@ -101,6 +118,7 @@ def _outcomes_save(
     missing: dict[int, list[int]],
     sampling: dict[str, Any],
     revision: str,
+    key: str,
 ) -> int | None:
     """Insert one model batch's candidates and errors and update the job; None if the job was cancelled."""
     rows: list[Candidate] = []
@@ -148,5 +166,6 @@ def _outcomes_save(
             ]
             locked.save(update_fields=["errors"])
         generation_job_settle(job=locked, locked=True)
+        generation_batch_progress(job=locked, key=key)
     job.refresh_from_db()
     return inserted

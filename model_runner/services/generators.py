@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from labeling.audit import audit_changes, audit_record
@@ -21,7 +22,12 @@ TEXT_FIELDS = (
     "api_key_env",
     "chat_template",
     "system_prompt",
+    "queue",
 )
+#: A Celery queue name as workers take it on ``-Q`` (commas separate names there).
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+#: Queues that other work owns: exports and housekeeping, and conversation turns.
+RESERVED_QUEUES = frozenset({"default", "interactive"})
 
 
 def generator_get_bundled() -> Generator:
@@ -39,7 +45,9 @@ def generator_config_check(values: dict[str, Any]) -> tuple[dict[str, Any], list
     text setting fits its column (``column_check``: ``name`` at most 200 characters,
     ``model_path`` 500, ``gguf_file`` 300, ``model_name`` 200, ``api_key_env`` 100),
     ``is_active`` is true or false, an ``openai`` endpoint is an allowed http(s) URL and its key
-    variable an allowed name (see ``model_runner.backends.endpoints``)."""
+    variable an allowed name (see ``model_runner.backends.endpoints``), and ``queue`` a Celery
+    queue name (letters, digits, ``_ . -``; at most 100 characters) other than ``default`` and
+    ``interactive``."""
     problems: list[ApplicationError] = []
     clean = dict(values)
     name = values.get("name") or ""
@@ -52,6 +60,9 @@ def generator_config_check(values: dict[str, Any]) -> tuple[dict[str, Any], list
                 column_check(Generator._meta.get_field(field), clean[field])
             except ApplicationError as exc:
                 problems.append(exc)
+    queue = clean.get("queue")
+    if queue is not None:
+        problems.extend(_queue_problems(queue))
     backend = values.get("backend")
     if backend not in Generator.Backend.values:
         problems.append(
@@ -91,6 +102,27 @@ def generator_config_check(values: dict[str, Any]) -> tuple[dict[str, Any], list
     return clean, problems
 
 
+def _queue_problems(queue: Any) -> list[ApplicationError]:
+    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+        return [
+            ApplicationError(
+                f"queue: {queue!r} is not a queue name (letters, digits, '_', '.', '-', starting with a "
+                "letter or digit), e.g. gpu or gpu-a100",
+                field="queue",
+            )
+        ]
+    if queue in RESERVED_QUEUES:
+        owner = "exports and housekeeping" if queue == "default" else "conversation turns"
+        return [
+            ApplicationError(
+                f"queue: {queue!r} serves other work ({owner}); pin generation to gpu or a queue of "
+                "its own such as gpu-a100",
+                field="queue",
+            )
+        ]
+    return []
+
+
 def generator_config_clean(values: dict[str, Any]) -> dict[str, Any]:
     """``generator_config_check``, raising the first problem (``ApplicationError`` naming the field)."""
     clean, problems = generator_config_check(values)
@@ -111,6 +143,7 @@ def generator_create(
     system_prompt: str = "",
     sampling: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
+    queue: str = "gpu",
     is_active: bool = True,
 ) -> Generator:
     """Create a generator; raises ``ApplicationError`` naming the field on bad input."""
@@ -126,6 +159,7 @@ def generator_create(
             "system_prompt": system_prompt,
             "sampling": sampling,
             "options": options,
+            "queue": queue,
             "is_active": is_active,
         }
     )

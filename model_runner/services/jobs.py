@@ -109,10 +109,16 @@ def generation_job_batches(
 
 
 def _enqueue(job_id: int, batches: list[tuple[int, list[int]]]) -> None:
+    """Send each batch to its generator's queue (``Generator.queue``, ``gpu`` unless pinned)."""
     from model_runner.tasks import generation_batch_task
 
+    queues = dict(
+        Generator.objects.filter(pk__in={g for g, _ in batches}).values_list("pk", "queue").order_by()
+    )
     for generator_id, prompt_ids in batches:
-        generation_batch_task.delay(job_id, generator_id, prompt_ids)
+        generation_batch_task.apply_async(
+            (job_id, generator_id, prompt_ids), queue=queues.get(generator_id, "gpu")
+        )
 
 
 def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:

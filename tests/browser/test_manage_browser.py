@@ -132,5 +132,21 @@ def test_queue_dashboard_draws_throughput_and_agreement(browser, live_server, sc
     assert set(rows) == {r.username for r in raters}
     assert rows["dara"][-1] == "0%"  # disagrees with everyone she met
     assert all(int(rows[name][-1].rstrip("%")) > 0 for name in ("amara", "bo", "chen"))
+    header = page.locator("section[aria-label=Raters] thead th").last.inner_text()
+    assert header == "Pairwise agreement with other raters"
+
+    # Agreement per criterion: alpha bars with their 95% intervals, drawn, not just written.
+    alpha = page.locator("#alpha-chart")
+    assert alpha.is_visible()
+    assert alpha.locator(".alpha-item").count() == 2  # overall and overall_direction
+    bar = alpha.locator("rect.alpha-bar").first
+    assert bar.bounding_box()["height"] > 0
+    assert alpha.locator("line.ci").count() >= 3  # an interval: its line and two caps
+    assert "alpha" in alpha.locator(".alpha-item title").first.text_content()
+    # Side bias: one bar per rater, from the 50% line.
+    sides = page.locator("#side-chart rect.side-bar")
+    assert sides.count() == 4
+    assert all((sides.nth(i).bounding_box() or {}).get("width", 0) > 0 for i in range(4))
+    assert "won" in page.locator("#position-bias").inner_text()
     page.screenshot(path=str(screenshots / "manage-queue.png"), full_page=True)
     context.close()

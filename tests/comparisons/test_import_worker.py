@@ -5,9 +5,7 @@ temporary filesystem broker otherwise); the worker reads the test database, so t
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -20,7 +18,7 @@ from kombu import Connection
 from comparisons import tasks
 from comparisons.models import ImportJob, Prompt
 from labeling.celery import app
-from tests.real_workers import database_url, worker_broker
+from tests.real_workers import worker_broker, worker_env
 from tests.waiting import wait_for
 
 from .helpers import jsonl, user
@@ -57,15 +55,7 @@ def test_a_big_import_is_run_by_a_worker(admin_api, settings, tmp_path, monkeypa
     assert response.status_code == 202, response.json()
     assert URL and not Prompt.objects.exists()
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": url,
-        "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
-        "PREFLAB_TEST_QUEUE": queue,
-        "PREFLAB_EXPORT_ROOT": str(settings.PREFLAB_EXPORT_ROOT),  # the imports folder is beside it
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-    }
+    env = worker_env(url, options, queue, PREFLAB_EXPORT_ROOT=str(settings.PREFLAB_EXPORT_ROOT))
     log = tmp_path / "worker.log"
     with log.open("ab") as out:
         worker = subprocess.Popen(

@@ -20,6 +20,7 @@ from export.services import export_snapshot_write
 from export.spec import export_spec_clean
 from export.writers import SnapshotWriter
 from labeling.models import Assignment
+from tests.export.test_aggregation import cross_queue, strengths  # noqa: F401 (fixtures)
 from tests.factories import AssignmentFactory, JudgmentFactory, RaterFactory
 
 CASES = [
@@ -146,3 +147,34 @@ def test_columnar_repeated_shown_id_matches_record_path(export_data, tmp_path, m
     record = _write(tmp_path, "record", format="trl", options={})
 
     assert columnar == record
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("format,options", CASES)
+@pytest.mark.parametrize("filters", [{}, {"min_agreement": 0.6}, {"min_judgments": 2}])
+def test_columnar_matches_record_path_on_pooled_and_half_strength_data(
+    strengths,  # noqa: F811 (a fixture)
+    cross_queue,  # noqa: F811 (a fixture)
+    tmp_path,
+    monkeypatch,
+    format,
+    options,
+    filters,
+):
+    """The aggregation cases (tests/export/test_aggregation.py: votes averaging +-0.5, 1.5 and 2.5,
+    a pair judged in a pairwise queue and inside a ranking) through both raw paths."""
+    columnar = _write(tmp_path, "columnar", format=format, options=options, filters=filters)
+    _record_path(monkeypatch)
+    record = _write(tmp_path, "record", format=format, options=options, filters=filters)
+
+    assert columnar == record
+    assert record["rows"] > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("aggregation", ["majority", "mean"])
+def test_aggregated_pair_views_never_take_the_columnar_path(aggregation):
+    """Pooling per candidate pair needs every comparison of a prompt: the record path only."""
+    for view in (TrlView, HhView):
+        built = view(aggregation=aggregation, options={}, pseudonym=str, queue_names={})
+        assert not built.columnar

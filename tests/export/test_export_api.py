@@ -151,7 +151,6 @@ def test_anonymous_is_refused(api):
             "exclude_paused_raters",
         ),
         ({"filters": {"until": "2024-01-01", "since": "2024-02-01"}}, "filters.until", "later"),
-        ({"aggregation": "adjudicated"}, "aggregation", "no adjudication"),
         ({"aggregation": "median"}, "aggregation", "median"),
         ({"format": "native", "aggregation": "majority"}, "aggregation", "raw"),
         ({"options": {"standard": True}, "format": "hh"}, "options.standard", "trl"),

@@ -101,7 +101,7 @@ def test_export_command_records_a_run(export_data, researcher):
         (["--queue", "424242"], "--queue"),
         (["--min-agreement", "3"], "--min-agreement"),
         (["--files", "csv"], "--files"),
-        (["--aggregation", "adjudicated"], "--aggregation"),
+        (["--aggregation", "median"], "--aggregation"),
         (["--standard", "--format", "hh"], "--standard"),
     ],
 )

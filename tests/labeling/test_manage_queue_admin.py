@@ -272,7 +272,9 @@ def test_an_empty_queue_dashboard_says_so(admin_user):
     assert "peak 1" not in html
     assert "No judgments in the last 24 hours" in html and "peak 0" in html
     assert "This queue has no items to judge yet" in html
-    assert "Agreement shows once two raters have judged the same item." in html
+    assert "Pairwise agreement with other raters shows once two raters have judged the same item." in html
+    assert "Position bias shows once raters have judged pairs" in html
+    assert html.count("no item has answers from two or more raters") >= 4  # each n/a says why
 
 
 def test_gold_answers_do_not_count_as_progress(admin_user, rater):

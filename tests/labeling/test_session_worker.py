@@ -10,9 +10,7 @@ visibility timeout shortened to seconds), else kombu's filesystem transport in a
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -38,7 +36,7 @@ from labeling.services.session_templates import session_template_create
 from model_runner.models import Generator
 from tests.factories import GeneratorFactory, RaterFactory, RubricFactory
 from tests.integrity import assert_no_drift
-from tests.real_workers import database_url, worker_broker
+from tests.real_workers import worker_broker, worker_env
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -129,16 +127,9 @@ def test_a_worker_killed_mid_turn_leaves_the_turn_to_the_next_worker(tmp_path, m
         name: api.post("/api/v1/sessions/", {"queue": template.pk}, format="json").json()["id"]
         for name, api in apis.items()
     }
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": url,
-        "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
-        "PREFLAB_TEST_QUEUE": queue,
-        "PREFLAB_FAKE_BATCH_SECONDS": "2",
-        "PREFLAB_TURN_STALE_SECONDS": str(STALE_SECONDS),
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # a production worker refuses to start without
-    }
+    env = worker_env(
+        url, options, queue, PREFLAB_FAKE_BATCH_SECONDS="2", PREFLAB_TURN_STALE_SECONDS=str(STALE_SECONDS)
+    )
     log = tmp_path / "worker.log"
 
     first = _start_worker(env, log)

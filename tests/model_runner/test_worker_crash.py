@@ -8,9 +8,7 @@ unfinished batches). The worker reads the test database, so this test commits fo
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -28,7 +26,7 @@ from model_runner import services
 from model_runner.models import GenerationJob, Generator
 from tests.factories import GeneratorFactory, PromptFactory
 from tests.integrity import assert_no_drift
-from tests.real_workers import database_url, worker_broker
+from tests.real_workers import worker_broker, worker_env
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -88,16 +86,7 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_and_no_gaps(tmp_path):
                 connection=connection,
             )
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": url,
-        "PREFLAB_TEST_BROKER_OPTIONS": json.dumps(options),
-        "PREFLAB_TEST_QUEUE": queue,
-        "PREFLAB_FAKE_BATCH_SECONDS": str(BATCH_SECONDS),
-        # A production worker (DJANGO_DEBUG off) refuses to start without a key from the environment.
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-    }
+    env = worker_env(url, options, queue, PREFLAB_FAKE_BATCH_SECONDS=str(BATCH_SECONDS))
     log = tmp_path / "worker.log"
 
     def done() -> int:

@@ -21,21 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, models, transaction
-from django.utils import timezone
+from django.db import connection
 
-from comparisons.models import Candidate, Comparison, ComparisonCandidate, Prompt, messages_hash
+from export.benchseed import SeedPlan, seed, seed_is_current
 from export.selectors.pair_chunks import COLUMN_CHUNK_SIZE
-from labeling.models import Assignment, Judgment, Queue, QueueItem, Rubric, User
-from model_runner.models import Generator
+from labeling.models import Queue
 
 OVERLAP = 5  # judgments per comparison
 RATERS = 50
@@ -154,195 +150,20 @@ class Command(BaseCommand):
     # --- seeding --------------------------------------------------------------------------------
 
     def _seed(self, *, small: int, large: int, reseed: bool) -> bool:
-        queues = {q.name: q for q in Queue.objects.filter(name__startswith=PREFIX)}
-        have = (
-            Judgment.objects.filter(assignment__item__queue__name__startswith=PREFIX).count() if queues else 0
-        )
-        if queues and have == large and not reseed:
-            a = queues.get(f"{PREFIX}-a")
-            if a is not None and Judgment.objects.filter(assignment__item__queue=a).count() == small:
-                return False
-        self._drop()
-        now = timezone.now()
-        rubric = Rubric.objects.create(name=f"{PREFIX}-rubric", frozen=True)
-        queue_a = Queue.objects.create(name=f"{PREFIX}-a", rubric=rubric, overlap=OVERLAP)
-        queue_b = Queue.objects.create(name=f"{PREFIX}-b", rubric=rubric, overlap=OVERLAP)
-        generator = Generator.objects.create(name=f"{PREFIX}-generator", backend=Generator.Backend.IMPORTED)
-        raters = User.objects.bulk_create(
-            User(username=f"{PREFIX}-rater-{i}", role=User.Role.RATER, password="!") for i in range(RATERS)
-        )
-        rater_ids = [u.pk for u in raters]
-        items = large // OVERLAP
         small_items = small // OVERLAP
-        base = {model: _next_id(model) for model in (Prompt, Candidate, Comparison, QueueItem, Assignment)}
-
-        def prompt_rows() -> Iterator[dict[str, Any]]:
-            for i in range(items):
-                messages = [
-                    {"role": "user", "content": f"Bench question {i}: explain item {i} in two sentences."}
-                ]
-                yield {
-                    "id": base[Prompt] + i,
-                    "external_id": f"{PREFIX}-{i}",
-                    "messages": json.dumps(messages),
-                    "content_hash": messages_hash(messages),
-                }
-
-        def candidate_rows() -> Iterator[dict[str, Any]]:
-            for i in range(items):
-                for s in range(2):
-                    yield {
-                        "id": base[Candidate] + 2 * i + s,
-                        "prompt_id": base[Prompt] + i,
-                        "generator_id": generator.pk,
-                        "sample_index": s,
-                        "text": f"Answer {s} to bench question {i}. "
-                        + "It has a few more words to be realistic. " * 3,
-                    }
-
-        def comparison_rows() -> Iterator[dict[str, Any]]:
-            for i in range(items):
-                c = base[Candidate] + 2 * i
-                yield {
-                    "id": base[Comparison] + i,
-                    "prompt_id": base[Prompt] + i,
-                    "size": 2,
-                    "candidate_key": f"{c},{c + 1}",
-                }
-
-        def member_rows() -> Iterator[dict[str, Any]]:
-            for i in range(items):
-                for s in range(2):
-                    yield {
-                        "comparison_id": base[Comparison] + i,
-                        "candidate_id": base[Candidate] + 2 * i + s,
-                        "position": s,
-                    }
-
-        def item_rows() -> Iterator[dict[str, Any]]:
-            for i in range(items):
-                yield {
-                    "id": base[QueueItem] + i,
-                    "queue_id": queue_a.pk if i < small_items else queue_b.pk,
-                    "comparison_id": base[Comparison] + i,
-                    "claimed": OVERLAP,
-                    "judged": OVERLAP,
-                }
-
-        def assignment_rows() -> Iterator[dict[str, Any]]:
-            for i in range(items):
-                c = base[Candidate] + 2 * i
-                for r in range(OVERLAP):
-                    shown = [c, c + 1] if (i + r) % 2 == 0 else [c + 1, c]
-                    yield {
-                        "id": base[Assignment] + i * OVERLAP + r,
-                        "item_id": base[QueueItem] + i,
-                        "rater_id": rater_ids[(i * OVERLAP + r) % RATERS],
-                        "status": Assignment.Status.SUBMITTED,
-                        "shown_order": json.dumps(shown),
-                        "expires_at": now + timedelta(minutes=15),
-                    }
-
-        def judgment_rows() -> Iterator[dict[str, Any]]:
-            for n in range(items * OVERLAP):
-                yield {
-                    "assignment_id": base[Assignment] + n,
-                    "rubric_id": rubric.pk,
-                    "preference": (-3, -2, -1, 1, 2, 3, 0)[n % 7],
-                    "active_seconds": 10.0 + n % 50,
-                }
-
-        with transaction.atomic():
-            for model, rows in (
-                (Prompt, prompt_rows()),
-                (Candidate, candidate_rows()),
-                (Comparison, comparison_rows()),
-                (ComparisonCandidate, member_rows()),
-                (QueueItem, item_rows()),
-                (Assignment, assignment_rows()),
-                (Judgment, judgment_rows()),
-            ):
-                _copy(model, rows, now=now)
-            _reset_sequences()
-        with connection.cursor() as cursor:
-            for model in (
-                Prompt,
-                Candidate,
-                Comparison,
-                ComparisonCandidate,
-                QueueItem,
-                Assignment,
-                Judgment,
-            ):
-                cursor.execute(f'ANALYZE "{model._meta.db_table}"')
+        plan = SeedPlan(
+            prefix=PREFIX,
+            queue_items=(small_items, large // OVERLAP - small_items),
+            overlap=OVERLAP,
+            raters=RATERS,
+        )
+        if not reseed and seed_is_current(plan):
+            return False
+        seed(plan)
         return True
-
-    def _drop(self) -> None:
-        prompts = Prompt.objects.filter(external_id__startswith=f"{PREFIX}-")
-        with transaction.atomic():
-            Judgment.objects.filter(assignment__item__queue__name__startswith=PREFIX).delete()
-            Queue.objects.filter(name__startswith=PREFIX).delete()
-            Comparison.objects.filter(prompt__in=prompts).delete()
-            Candidate.objects.filter(prompt__in=prompts).delete()
-            prompts.delete()
-            Generator.objects.filter(name__startswith=PREFIX).delete()
-            Rubric.objects.filter(name__startswith=PREFIX).delete()
-            User.objects.filter(username__startswith=PREFIX).delete()
 
 
 def argparse_hidden() -> str:
     import argparse
 
     return argparse.SUPPRESS
-
-
-def _next_id(model: type[models.Model]) -> int:
-    last = model._default_manager.aggregate(m=models.Max("pk"))["m"]
-    return (last or 0) + 1
-
-
-def _copy(model: type[models.Model], rows: Iterator[dict[str, Any]], *, now: Any) -> None:
-    """COPY rows into the model's table; columns not given get the field's default (JSON as text)."""
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.name != "id")]
-    first = next(rows, None)
-    if first is None:
-        return
-    given = [f for f in fields if f.attname in first or f.name in first]
-    defaults: dict[str, Any] = {}
-    for f in fields:
-        if f in given:
-            continue
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-            defaults[str(f.column)] = now
-        elif f.primary_key:
-            continue
-        elif f.has_default() or not f.null:
-            value = f.get_default()
-            defaults[str(f.column)] = json.dumps(value) if isinstance(f, models.JSONField) else value
-        else:
-            defaults[str(f.column)] = None
-    columns = [f.column for f in given] + list(defaults)
-    keys = [f.attname if f.attname in first else f.name for f in given]
-    constant = tuple(defaults.values())
-    column_sql = ", ".join(f'"{c}"' for c in columns)
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
-        with raw.copy(f'COPY "{model._meta.db_table}" ({column_sql}) FROM STDIN') as copy:
-            for row in _chain(first, rows):
-                copy.write_row(tuple(row[k] for k in keys) + constant)
-
-
-def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield first
-    yield from rest
-
-
-def _reset_sequences() -> None:
-    from django.core.management.color import no_style
-
-    sql = connection.ops.sequence_reset_sql(
-        no_style(), [Prompt, Candidate, Comparison, ComparisonCandidate, QueueItem, Assignment, Judgment]
-    )
-    with connection.cursor() as cursor:
-        for statement in sql:
-            cursor.execute(statement)

@@ -55,8 +55,16 @@ class Command(BaseCommand):
         parser.add_argument("--tag", dest="tags", action="append", metavar="TAG")
         parser.add_argument("--since", help="ISO 8601 date/datetime, inclusive (sft: when finished).")
         parser.add_argument("--until", help="ISO 8601 date/datetime, exclusive.")
-        parser.add_argument("--min-judgments", type=int)
-        parser.add_argument("--min-agreement", type=float)
+        parser.add_argument(
+            "--min-judgments",
+            type=int,
+            help="majority/mean: votes per pooled candidate pair (row); raw: judgments per comparison",
+        )
+        parser.add_argument(
+            "--min-agreement",
+            type=float,
+            help="the majority share, 0..1: majority/mean per row (its agreement column); raw per comparison",
+        )
         parser.add_argument("--exclude-flagged", action="store_true")
         parser.add_argument("--exclude-gold", action="store_true")
         parser.add_argument(
