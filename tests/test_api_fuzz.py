@@ -222,30 +222,36 @@ def _existing_ids(case: Any, world: World) -> None:
             case.path_parameters[name] = ids[value % len(ids)]
 
 
-def _call_and_check(case: Any, world: World, role: str, errors: Errors) -> None:
+def _call_and_check(case: Any, world: World, role: str, errors: Errors) -> int:
+    """Send the case as ``role``; the response's status once every check passed (a failed check
+    raises, with the server's traceback attached). An operation with a known, documented defect
+    (``KNOWN``) is let through."""
     _existing_ids(case, world)
     errors.last.clear()
     response = case.call(headers={"Authorization": f"Token {world.tokens[role]}"})
     reason = KNOWN.get((case.operation.method.upper(), case.operation.path))
     if reason is not None and response.status_code >= 500:
-        return
+        return int(response.status_code)
     try:
         case.validate_response(response, checks=CHECKS)
     except BaseException as exc:
         if errors.last and reason is None:
             exc.add_note("Server traceback:\n" + "\n".join(errors.last))
         if reason is not None:
-            return
+            return int(response.status_code)
         raise
+    return int(response.status_code)
 
 
 @schema.parametrize()
 @FUZZ_SETTINGS
 def test_api_as_an_admin(case: Any, world: World, server_errors: Errors) -> None:
-    _call_and_check(case, world, "admin", server_errors)
+    status = _call_and_check(case, world, "admin", server_errors)
+    assert status < 500 or (case.operation.method.upper(), case.operation.path) in KNOWN
 
 
 @schema.parametrize()
 @FUZZ_SETTINGS
 def test_api_as_a_rater(case: Any, world: World, server_errors: Errors) -> None:
-    _call_and_check(case, world, "rater", server_errors)
+    status = _call_and_check(case, world, "rater", server_errors)
+    assert status < 500 or (case.operation.method.upper(), case.operation.path) in KNOWN

@@ -48,13 +48,15 @@ def _all(score: int, k: int) -> dict[str, int]:
     return {label: score for label in "ABCDEFGHI"[:k]}
 
 
-def _refused(response, field: str, lease: Assignment) -> None:
+def _refused(response, field: str, lease: Assignment) -> str:
+    """The refusal's field, once it is checked that nothing was written."""
     assert response.status_code == 400, response.content
     assert response.json()["field"] == field, response.json()
     assert not Judgment.objects.exists()
     assert Assignment.objects.get(pk=lease.pk).status == Assignment.Status.LEASED
     item = QueueItem.objects.get(pk=lease.item_id)
     assert (item.claimed, item.judged) == (1, 0)
+    return str(response.json()["detail"])
 
 
 @pytest.mark.parametrize(
@@ -79,7 +81,7 @@ def test_a_malformed_ranking_is_a_400_naming_it(rater_api, rater, ranking):
         {"ranking": ranking, "criteria": {"quality": _all(4, 3)}},
         format="json",
     )
-    _refused(response, "ranking", lease)
+    assert "ranking" in _refused(response, "ranking", lease)
 
 
 def test_a_ranking_with_ties_is_stored(rater_api, rater):
@@ -112,7 +114,7 @@ def test_criteria_answers_are_checked_per_kind(rater_api, rater, criteria, field
     response = rater_api.post(
         f"/api/v1/assignments/{lease.pk}/judgment/", {"preference": 1, "criteria": criteria}, format="json"
     )
-    _refused(response, field, lease)
+    assert _refused(response, field, lease)  # a message that says what is wrong
 
 
 def test_an_optional_likert_may_score_some_responses(rater_api, rater):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from labeling.demo import demo_logins
 from labeling.models import User
@@ -195,8 +195,19 @@ def test_the_users_api_refuses_weak_passwords_naming_the_field(admin_api, passwo
     assert not User.objects.filter(username="margaret-hamilton").exists()
 
 
+def _password_problems(password: str, user: User) -> list[str]:
+    """What Django's validators say against ``password`` for ``user`` (nothing: it passes)."""
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        return list(exc.messages)
+    return []
+
+
 def test_the_test_and_demo_passwords_pass_the_validators(settings, tmp_path):
-    validate_password(PASSWORD, User(username="rater-one", role="rater"))
+    assert _password_problems(PASSWORD, User(username="rater-one", role="rater")) == []
     settings.VAR_DIR = tmp_path
-    for username, password in demo_logins().items():
-        validate_password(password, User(username=username))
+    logins = demo_logins()
+    assert set(logins) == {"admin", "researcher", "rater1", "rater2"}
+    for username, password in logins.items():
+        assert _password_problems(password, User(username=username)) == []
