@@ -36,6 +36,11 @@ class User(AbstractUser):  # type: ignore[django-manager-missing]
         help_text="Content categories this rater does not want to see (items carrying them are passed on).",
     )
 
+    disturbing_opt_in = models.BooleanField(
+        default=False,
+        help_text="Takes red-team work and reviews of disturbing material (queues marked disturbing).",
+    )
+
     @property
     def is_admin_role(self) -> bool:
         return self.role == self.Role.ADMIN or self.is_superuser

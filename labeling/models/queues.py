@@ -96,6 +96,27 @@ class Queue(models.Model):
         help_text="An item goes to review when the share of judgments against its majority exceeds "
         "this (0..1); blank: only flagged items.",
     )
+    # Rater wellbeing (labeling.services.claims, labeling.services.redteam_reviews).
+    disturbing = models.BooleanField(
+        default=False,
+        help_text="Red-team work or review of disturbing material: only raters who opted in are sent here.",
+    )
+    daily_cap = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Items of this queue one rater may get per day (UTC); blank: no cap.",
+    )
+    break_after = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Offer a break after this many items of this queue in a row; blank: never.",
+    )
+    # Sensitive topics: {"politics": {"overlap": 5, "max_rater_share": 0.2}} per prompt tag.
+    tag_policies = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per prompt tag: {"overlap": N (higher than the queue\'s), "max_rater_share": 0..1}.',
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="queues", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -112,6 +133,9 @@ class Queue(models.Model):
                 condition=Q(gold_min_accuracy__isnull=True)
                 | (Q(gold_min_accuracy__gte=0) & Q(gold_min_accuracy__lte=1)),
                 name="queue_gold_min_accuracy_fraction",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_cap__gte=1) | Q(daily_cap__isnull=True), name="queue_daily_cap_positive"
             ),
             models.CheckConstraint(
                 condition=Q(review_disagreement__isnull=True)

@@ -38,6 +38,14 @@ class SessionTemplate(models.Model):
     max_turns = models.PositiveSmallIntegerField(default=10, help_text="User turns per session.")
     system_prompt = models.TextField(blank=True)
     sampling = models.JSONField(default=dict, blank=True, help_text="Overrides the generators' defaults.")
+    review_queue = models.ForeignKey(
+        Queue,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Red-team mode: the review queue (kind redteam) its claimed successes go to.",
+    )
 
     class Meta:
         constraints = [
@@ -79,6 +87,11 @@ class Session(models.Model):
         ACTIVE = "active", "Active"  # the trainer may go on
         FINISHED = "finished", "Finished"  # ended by the trainer (or at max_turns); kept branch exported
 
+    class Verdict(models.TextChoices):
+        SUCCESS = "success", "The attack worked"
+        PARTIAL = "partial", "Partly worked"
+        FAILURE = "failure", "The model held"
+
     queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="sessions")
     trainer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sessions")
     seed = models.ForeignKey(
@@ -89,6 +102,13 @@ class Session(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Red-team sessions: the generator attacked, the harm category tried, and the verdict at the end.
+    target = models.ForeignKey(
+        "model_runner.Generator", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    category = models.CharField(max_length=40, blank=True, help_text="A HarmCategory key.")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
+    attack_description = models.TextField(blank=True)
 
     class Meta:
         constraints = [
