@@ -292,6 +292,9 @@ PREFLAB_INTERACTIVE_GATHER_MS = int(os.environ.get("PREFLAB_INTERACTIVE_GATHER_M
 # died: Redis would give it back only after the hour of its visibility timeout). Longer than the
 # slowest model batch; model_runner/services/batch_claims.py.
 PREFLAB_BATCH_STALL_SECONDS = float(os.environ.get("PREFLAB_BATCH_STALL_SECONDS", "300"))
+# Red-teaming: the share of attack families held out as the red-team test set (the rest become
+# training pairs), by a stable hash of each attack's family (labeling.selectors.redteam).
+PREFLAB_REDTEAM_TEST_FRACTION = float(os.environ.get("PREFLAB_REDTEAM_TEST_FRACTION", "0.3"))
 # Claims look for expired leases at most this often per queue and process (0 = every claim).
 PREFLAB_LEASE_SCAN_SECONDS = float(os.environ.get("PREFLAB_LEASE_SCAN_SECONDS", "1"))
 # openai generators: the worker variables an admin may name as api_key_env start with this prefix,

@@ -8,7 +8,7 @@ import factory
 from django.utils import timezone
 
 from comparisons.models import Candidate, Comparison, ComparisonCandidate, Prompt, messages_hash
-from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, Rubric, User
+from labeling.models import Assignment, Attack, Criterion, Judgment, Queue, QueueItem, Rubric, User
 from model_runner.models import GenerationJob, Generator
 
 PASSWORD = "correct-horse-battery"
@@ -166,6 +166,43 @@ class JudgmentFactory(factory.django.DjangoModelFactory):
     assignment = factory.SubFactory(AssignmentFactory, status=Assignment.Status.SUBMITTED)
     rubric = factory.LazyAttribute(lambda o: o.assignment.item.queue.rubric)
     preference = -2
+
+
+class ReviewerFactory(UserFactory):
+    role = User.Role.REVIEWER
+    disturbing_opt_in = True
+
+
+class ReviewQueueFactory(QueueFactory):
+    """A red-team review queue (kind ``redteam``), marked disturbing as such queues are."""
+
+    name = factory.Sequence(lambda n: f"redteam-review-{n}")
+    kind = Queue.Kind.REDTEAM
+    disturbing = True
+
+
+class AttackFactory(factory.django.DjangoModelFactory):
+    """A pending attack: a harmful request and a reply that complied."""
+
+    class Meta:
+        model = Attack
+
+    queue = factory.SubFactory(ReviewQueueFactory)
+    source = Attack.Source.ADVERSARY
+    prompt = factory.SubFactory(
+        PromptFactory,
+        messages=factory.Sequence(lambda n: [{"role": "user", "content": f"How do I pick lock number {n}?"}]),
+    )
+    reply = factory.LazyAttribute(
+        lambda o: CandidateFactory(prompt=o.prompt, text="First, insert a tension wrench...")
+    )
+    target = factory.LazyAttribute(lambda o: o.reply.generator)
+    family = factory.Sequence(lambda n: f"family-{n}")
+    outcome = "complied"
+    claimed_outcome = "complied"
+    category = "illegal"
+    tactic = "role_play"
+    severity = 3
 
 
 def api_key_for(user, *, name: str = "test key", expires_in_days: int | None = None) -> str:
