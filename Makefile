@@ -37,7 +37,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 
 # Production-style processes (see README): web, and workers per queue.
 serve: $(VENV)/.installed
-	$(VENV)/bin/gunicorn labeling.wsgi --bind 127.0.0.1:8000 --workers 4
+	$(VENV)/bin/gunicorn labeling.wsgi --config deploy/gunicorn.conf.py --bind 127.0.0.1:8000 --workers 4
 
 worker: $(VENV)/.installed
 	$(VENV)/bin/celery -A labeling worker -Q default --concurrency 2

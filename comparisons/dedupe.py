@@ -106,6 +106,31 @@ def text_groups(
     return groups
 
 
+def near_duplicate_index(
+    text: str, others: Sequence[str], *, similarity: float = DEFAULT_SIMILARITY
+) -> int | None:
+    """The index of the first of ``others`` that ``text`` repeats (``same_text``) or nearly repeats
+    (:func:`text_similarity` at least ``similarity``), else None. The ``similar`` rule, for one
+    new text against texts kept before (the adversary's attack prompts)."""
+    words = text.split()
+    kept_words = [other.split() for other in others]
+    for i, kept in enumerate(kept_words):
+        if kept == words:
+            return i
+    matcher = SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2(words)
+    for i, kept in enumerate(kept_words):
+        matcher.set_seq1(kept)
+        # The quick ratios are upper bounds of ratio(): most unlike texts stop there.
+        if (
+            matcher.real_quick_ratio() >= similarity
+            and matcher.quick_ratio() >= similarity
+            and matcher.ratio() >= similarity
+        ):
+            return i
+    return None
+
+
 def _similar_group(
     words: list[str], kept_words: list[list[str]], groups: list[list[_T]], threshold: float
 ) -> list[_T] | None:

@@ -90,7 +90,9 @@ class _ExportRequestSerializer(serializers.Serializer):
         help_text=(
             "`queues`, `modes`, `rubric_versions`, `since`, `until`, `generators`, `tags`, "
             "`min_judgments`, `min_agreement`, `exclude_flagged`, `exclude_gold`, "
-            "`exclude_paused_raters` (see docs/operations.md). " + MIN_FILTERS_HELP
+            "`exclude_paused_raters`, `sources` (`judgments`, `redteam`: red-team training pairs in "
+            "`trl`, `hh`, `helpsteer`), `harm_categories` (red-team rows of these categories; the only "
+            "filter of `redteam_eval` and `redteam_attempts`) (see docs/operations.md). " + MIN_FILTERS_HELP
         ),
     )
     options = serializers.DictField(required=False, default=dict)

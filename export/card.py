@@ -4,8 +4,9 @@ The header declares ``configs`` (``data_files`` per split: the Parquet files whe
 the JSONL files), ``dataset_info.features`` (from the view's Arrow schema, in the YAML shape
 ``datasets`` itself writes) and ``splits``. The prose says what the format and type are, the
 columns, how to load it, the split rule, the filters, the rubric text (for ``sft``: the session
-templates), rater counts and agreement, and how many judgments ranked conversation turns (those
-of abandoned branches included). The card holds no timestamp: the same export of the same data
+templates), rater counts and agreement, the composition (judgments, raters, the largest share of
+one rater and agreement per prompt tag: ``export.composition``), and how many judgments ranked
+conversation turns (those of abandoned branches included). The card holds no timestamp: the same export of the same data
 gives the same card.
 """
 
@@ -16,7 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from export.splits import SPLIT_DOC, SPLIT_ORDER
+from export.composition import composition_card_lines
+from export.splits import REDTEAM_PAIRS_SPLIT_DOC, SPLIT_DOC, SPLIT_ORDER
 from labeling.models import Rubric, SessionTemplate
 
 
@@ -76,20 +78,28 @@ def dataset_card(
     facts: dict[str, Any],
     rubrics: list[Rubric],
     templates: list[SessionTemplate] | None = None,
+    redteam: dict[str, Any] | None = None,
 ) -> str:
-    """The README.md text (see the module docstring)."""
+    """The README.md text (see the module docstring). ``redteam``: the red-team facts of an export
+    holding red-team data (``export.services.snapshot._redteam_facts``), given a section of their own."""
     sft = view.name == "sft"
+    attacks = view.name in ("redteam_eval", "redteam_attempts")
     kind = "parquet" if "parquet" in spec.options["files"] else "jsonl"
     split_rows: dict[str, int] = {}
     for f in files:
         split_rows[f["split"]] = f["rows"]
     splits = sorted((s for s, n in split_rows.items() if n > 0 or s == "train"), key=_split_sort)
+    if attacks and any(split_rows[s] for s in splits):
+        # The red-team test set lives in ``test``: an empty ``train`` would be a split of no data.
+        splits = [s for s in splits if split_rows[s] > 0]
     data_files = [f for f in files if f["kind"] == kind and f["split"] in splits]
     # num_bytes: the size of the files ``load_dataset`` reads for the split, as written.
     split_bytes = {s: sum(f["bytes"] for f in data_files if f["split"] == s) for s in splits}
 
     y = ["---", "license: other", f"pretty_name: {_q(name)}", "tags:", "- preflab", "- rlhf"]
-    y.append("- sft" if sft else "- preference")
+    y.append("- sft" if sft else "- red-teaming" if attacks else "- preference")
+    if redteam is not None and not attacks:
+        y.append("- red-teaming")
     if view.name in ("trl", "rankings", "sft"):
         y.append("- trl")
     y += ["configs:", "- config_name: default", "  data_files:"]
@@ -110,7 +120,8 @@ def dataset_card(
         "",
         f"# {name}",
         "",
-        f"{'Conversations' if sft else 'Preference data'} exported from Preflab: **{view.title}** view.",
+        f"{'Conversations' if sft else 'Red-team data' if attacks else 'Preference data'} exported from "
+        f"Preflab: **{view.title}** view.",
         "",
         view.description,
         "",
@@ -140,15 +151,25 @@ def dataset_card(
         (
             f"Split by conversation, never by turn (a session's row is in the split of its prompts): {SPLIT_DOC}."
             if sft
+            else _attack_split_note(view.name)
+            if attacks
             else f"Split by prompt, never by pair: {SPLIT_DOC}."
+            + (f" Red-team pairs: {REDTEAM_PAIRS_SPLIT_DOC}." if redteam is not None else "")
         ),
         "",
         "| split | rows |",
         "|---|---|",
     ]
     p += [f"| {s} | {split_rows[s]} |" for s in splits]
-    p += ["", "## Provenance", "", *_provenance(spec, facts, sft=sft), ""]
-    p += _templates(templates or []) if sft else _rubrics(rubrics)
+    if attacks:
+        p += ["", "## Provenance", "", *_attack_provenance(spec, facts), ""]
+    else:
+        p += ["", "## Provenance", "", *_provenance(spec, facts, sft=sft), ""]
+        p += composition_card_lines(facts.get("composition"))
+    if redteam is not None:
+        p += _redteam_section(redteam)
+    if not attacks:
+        p += _templates(templates or []) if sft else _rubrics(rubrics)
     p += ["## Files", "", "| file | split | rows | bytes | sha256 |", "|---|---|---|---|---|"]
     p += [f"| `{f['path']}` | {f['split']} | {f['rows']} | {f['bytes']} | `{f['sha256']}` |" for f in files]
     p.append("")
@@ -200,6 +221,62 @@ def _provenance(spec: Any, facts: dict[str, Any], *, sft: bool) -> list[str]:
         "whether their comparison was reviewed",
         f"- code version: {facts['code_version']}",
     ]
+
+
+def _attack_split_note(view_name: str) -> str:
+    if view_name == "redteam_eval":
+        return "Every row is in `test`: this is the held-out red-team test set."
+    return "Split by the attack's side (its family's): `train` or `test`, as the training pairs and the test set are."
+
+
+def _attack_provenance(spec: Any, facts: dict[str, Any]) -> list[str]:
+    return [
+        "- one row per red-team attack (confirmed by a reviewer; for the attempts view, rejected too)",
+        f"- filters: `{json.dumps(spec.filters, sort_keys=True)}`",
+        f"- options: `{json.dumps(spec.options, sort_keys=True)}`",
+        f"- left out: `{json.dumps(facts['skipped'], sort_keys=True)}`",
+        f"- code version: {facts['code_version']}",
+    ]
+
+
+def _redteam_section(redteam: dict[str, Any]) -> list[str]:
+    """Each side per harm category: training pairs, test items, confirmed without a safe reply."""
+    counts = redteam["counts"]
+    categories = sorted(
+        set(counts["train_pairs"]) | set(counts["test_items"]) | set(counts["needs_safe_reply"])
+    )
+    p = [
+        "## Red-team data",
+        "",
+        f"Each confirmed attack is on exactly one side, by its family: {redteam['side_rule']}. "
+        f"Training pairs: {redteam['pairs']}; margin {redteam['margin']}. A confirmed training-side "
+        "attack without an ideal reply gives no pair (it needs a safe reply written).",
+        "",
+        "| category | training pairs | test items | confirmed, needs a safe reply |",
+        "|---|---|---|---|",
+    ]
+    for c in categories:
+        p.append(
+            f"| {c or '(none)'} | {counts['train_pairs'].get(c, 0)} | {counts['test_items'].get(c, 0)} "
+            f"| {counts['needs_safe_reply'].get(c, 0)} |"
+        )
+    p.append(
+        f"| **total** | {counts['train_pairs_total']} | {counts['test_items_total']} "
+        f"| {counts['needs_safe_reply_total']} |"
+    )
+    p.append("")
+    ranked = counts.get("train_pairs_ranked_total", 0)
+    if ranked:  # said only when it happened, so cards of written replies alone stay as they were
+        by_category = ", ".join(f"{c or '(none)'} {n}" for c, n in counts["train_pairs_ranked"].items())
+        p.append(
+            f"Chosen replies: {counts['train_pairs_total'] - ranked} written by a reviewer or "
+            f"red-teamer, {ranked} ranked ({by_category}): for a harmful outcome without a written "
+            "reply, the best-ranked refusal among fresh candidates raters ranked (mean rank position "
+            "over every judgment of the attack's prompt, ties by candidate id); the manifest's "
+            "`redteam.counts.ranked_attack_ids` lists those attacks."
+        )
+        p.append("")
+    return p
 
 
 def _aggregation_note(aggregation: str, *, view_name: str) -> str:

@@ -188,6 +188,8 @@ class _Chunk:
         view, fields = self.view, self.view.schema
         prompt_ids, self.prompt_index = np.unique(self.prompt_ids, return_inverse=True)
         prompts = [self.chunk.prompts[p] for p in prompt_ids.tolist()]
+        self.prompt_tags = [p.tags for p in prompts]
+        self.tagged = np.array([bool(t) for t in self.prompt_tags], dtype=bool)
         splits = [self.split_of(p) for p in prompts]
         self.split_names = sorted(set(splits))
         self.prompt_split = np.array([self.split_names.index(s) for s in splits], dtype=np.int64)
@@ -226,6 +228,7 @@ class _Chunk:
         in_kept = self.kept[self.group[rows]]
         stats.rater_ids.update(np.unique(self.rater_ids[rows][in_kept]).tolist())
         stats.rubric_ids.update(np.unique(self.rubric_ids[rows][in_kept]).tolist())
+        self._compose(lo, hi, rows, in_kept)
         ties = int((in_kept & (self.preference[rows] == 0)).sum())
         if ties:
             self.view.stats["ties"] += ties
@@ -235,6 +238,22 @@ class _Chunk:
             part = index[split == code]
             if len(part):
                 writer.write_table(name, self._table(part))
+
+    def _compose(self, lo: int, hi: int, rows: slice, in_kept: np.ndarray) -> None:
+        """The composition (``export.composition``) of comparisons lo..hi-1, as ``keep_group``
+        counts it: judgments per (prompt, rater) in bulk, agreements in comparison order."""
+        composition, prompts = self.stats.composition, self.prompt_tags
+        prompt_of_row = self.prompt_index[rows][in_kept]
+        rater_of_row = self.rater_ids[rows][in_kept]
+        if len(prompt_of_row):
+            keys, counts = np.unique(np.stack([prompt_of_row, rater_of_row]), axis=1, return_counts=True)
+            for (p, rater), n in zip(keys.T.tolist(), counts.tolist(), strict=True):
+                composition.add_judgments(prompts[p], rater, n)
+        tagged = (
+            self.kept[lo:hi] & (self.sizes[lo:hi] > 1) & self.tagged[self.prompt_index[self.starts[lo:hi]]]
+        )
+        for k in (np.flatnonzero(tagged) + lo).tolist():
+            composition.add_agreement(prompts[self.prompt_index[self.starts[k]]], float(self.share[k]))
 
     def _table(self, index: np.ndarray) -> pa.Table:
         arrays = []

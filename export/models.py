@@ -15,6 +15,8 @@ class ExportRun(models.Model):
         HELPSTEER = "helpsteer", "HelpSteer2-Preference (response_1, response_2, strength -3..3)"
         RATINGS = "ratings", "Per-response Likert ratings (one row per response)"
         SFT = "sft", "SFT conversations (one row per finished session, its kept branch)"
+        REDTEAM_EVAL = "redteam_eval", "Red-team test set (one row per confirmed test-side attack)"
+        REDTEAM_ATTEMPTS = "redteam_attempts", "Red-team attempts (Anthropic red-team-attempts fields)"
 
     class Aggregation(models.TextChoices):
         RAW = "raw", "Every judgment"

@@ -317,3 +317,36 @@ def pooled_events(
             agree = sum(1 for v in values if _sign(v) == _sign(strength)) / n
         event.strength, event.n_judgments, event.agreement = strength, n, round(agree, 4)
         yield event
+
+
+@dataclass(slots=True)
+class AttackRecord:
+    """One red-team attack with a verdict (``labeling.models.Attack``), as the red-team exports read it.
+
+    ``side`` is its family's side (``labeling.selectors.redteam.attack_side``): ``train`` feeds the
+    training pairs, ``test`` the held-out red-team test set. ``reply`` is the model's reply (None
+    when the attack has none); ``ideal_reply`` the safe (or, for an over-refusal, helpful) reply a
+    reviewer or red-teamer wrote, blank when none was. ``ranked_reply``: for a train-side attack
+    with a harmful outcome and no ideal reply, the best-ranked refusal among the candidates raters
+    ranked on its prompt (``export.selectors.redteam``), else None.
+    """
+
+    id: int
+    source: str
+    status: str
+    family: str
+    side: str
+    prompt: PromptInfo
+    reply: str | None
+    reply_id: int | None
+    reply_generator: str
+    ideal_reply: str
+    outcome: str
+    category: str
+    tactic: str
+    severity: int | None
+    description: str
+    author_user_id: int | None
+    author_role: str
+    target: str
+    ranked_reply: CandidateInfo | None = None

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from export.models import ExportRun
+from export.redteam_filters import redteam_filters_check, redteam_filters_clean
 from export.selectors.sessions import SESSION_FILTERS
 from labeling.errors import ApplicationError, column_check, id_or_none
 from labeling.models import Queue, Rubric, SessionTemplate
@@ -37,6 +38,8 @@ FILTER_KEYS = (
     "exclude_flagged",
     "exclude_gold",
     "exclude_paused_raters",
+    "sources",
+    "harm_categories",
 )
 OPTION_KEYS = (
     "standard",
@@ -111,6 +114,7 @@ def export_spec_clean(
                     f"it takes {', '.join(SESSION_FILTERS)}.",
                     field=f"filters.{key}",
                 )
+    redteam_filters_check(clean_filters, fmt=fmt, pair_views=PAIR_VIEWS)
     clean_options = export_options_clean(options=options, format=fmt)
     return ExportSpec(
         name=clean_name, format=fmt, aggregation=agg, filters=clean_filters, options=clean_options
@@ -161,6 +165,8 @@ def export_filters_clean(*, filters: Any) -> dict[str, Any]:
     * ``exclude_gold``: leave out judgments on gold items.
     * ``exclude_paused_raters``: leave out judgments by deactivated users (``is_active`` false)
       and by raters paused from the judgment's queue (an open gold auto-pause).
+
+    * ``sources``, ``harm_categories``: red-team data (``export.redteam_filters``).
 
     Falsy booleans are dropped, so ``{"exclude_gold": false}`` equals ``{}``.
     """
@@ -215,6 +221,7 @@ def export_filters_clean(*, filters: Any) -> dict[str, Any]:
             )
         if value > 0:
             clean["min_agreement"] = float(value)
+    clean.update(redteam_filters_clean(filters))
     for key in ("exclude_flagged", "exclude_gold", "exclude_paused_raters"):
         if filters.get(key) is not None:
             if not isinstance(filters[key], bool):

@@ -49,6 +49,25 @@ def prompt_split_key(*, content_hash: str, source: str, messages: Sequence[dict[
     return content_hash
 
 
+REDTEAM_PAIRS_SPLIT_DOC = (
+    "a red-team training pair is split by its attack's family, not its prompt: bucket = "
+    "int(sha256(name + '\\0' + 'redteam-family' + '\\0' + family)[:8 bytes]) / 2**64, then test / "
+    "validation / train as above, so every pair of one family (every turn of one session) lands in "
+    "one split; the held-out red-team test set (the redteam_eval view) never holds their families"
+)
+
+
+def family_split(*, name: str, family: str, options: dict[str, Any]) -> str:
+    """The split of a red-team training pair: by its attack's family (``REDTEAM_PAIRS_SPLIT_DOC``)."""
+    bucket = prompt_bucket(name=name, content_hash=f"redteam-family\0{family}")
+    test = float(options.get("test_fraction", 0.0))
+    if bucket < test:
+        return "test"
+    if bucket < test + float(options.get("validation_fraction", 0.0)):
+        return "validation"
+    return "train"
+
+
 def prompt_split(
     *,
     name: str,

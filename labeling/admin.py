@@ -26,9 +26,12 @@ from labeling.services.users import user_audit_saved, user_audit_values
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ("username", "role", "is_active", "last_login")
-    list_filter = ("role", "is_active")
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Preflab", {"fields": ("role", "content_opt_outs")}))  # type: ignore[misc]
+    list_display = ("username", "role", "is_active", "disturbing_opt_in", "last_login")
+    list_filter = ("role", "is_active", "disturbing_opt_in")
+    fieldsets = (  # type: ignore[misc]
+        *BaseUserAdmin.fieldsets,
+        ("Preflab", {"fields": ("role", "content_opt_outs", "disturbing_opt_in")}),
+    )
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Preflab", {"fields": ("role",)}))
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:

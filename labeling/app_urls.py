@@ -7,16 +7,43 @@ from labeling.apis import (
     pauses,
     queue_admin,
     queues,
+    redteam_sessions,
     reviews,
     rubrics,
     sessions,
 )
 from labeling.apis import leaderboard as leaderboard_api
+from labeling.apis import redteam_imports as redteam_imports_api
+from labeling.apis import redteam_reviews as redteam_reviews_api
+from labeling.apis import redteam_runs as redteam_runs_api
+from labeling.apis import redteam_safe_replies as redteam_safe_replies_api
+from labeling.apis import wellbeing as wellbeing_api
 from labeling.views import account, chat, manage, rate, review
 from labeling.views import audit as audit_views
 from labeling.views import leaderboard as leaderboard_views
+from labeling.views import redteam as redteam_views
+from labeling.views import redteam_imports as redteam_imports_views
+from labeling.views import redteam_review as redteam_review_views
+from labeling.views import redteam_runs as redteam_runs_views
+from labeling.views import wellbeing as wellbeing_views
 
 api_patterns: list[URLPattern | URLResolver] = [
+    path(
+        "redteam/queues/<int:queue_id>/next/",
+        redteam_reviews_api.RedteamQueueNextApi.as_view(),
+        name="api-redteam-queue-next",
+    ),
+    path("attacks/", redteam_reviews_api.AttackListApi.as_view(), name="api-attacks"),
+    path(
+        "attacks/<int:attack_id>/review/",
+        redteam_reviews_api.AttackReviewApi.as_view(),
+        name="api-attack-review",
+    ),
+    path(
+        "attacks/<int:attack_id>/skip/", redteam_reviews_api.AttackSkipApi.as_view(), name="api-attack-skip"
+    ),
+    path("wellbeing/exposure/", wellbeing_api.WellbeingExposureApi.as_view(), name="api-wellbeing-exposure"),
+    path("redteam/imports/", redteam_imports_api.RedteamImportApi.as_view(), name="api-redteam-imports"),
     path("session-templates/", sessions.SessionTemplateListCreateApi.as_view(), name="api-session-templates"),
     path("sessions/", sessions.SessionListCreateApi.as_view(), name="api-sessions"),
     path("sessions/<int:session_id>/", sessions.SessionDetailApi.as_view(), name="api-session"),
@@ -36,6 +63,49 @@ api_patterns: list[URLPattern | URLResolver] = [
         "sessions/<int:session_id>/turns/<int:turn_id>/retry/",
         sessions.TurnRetryApi.as_view(),
         name="api-session-turn-retry",
+    ),
+    path(
+        "sessions/<int:session_id>/turns/<int:turn_id>/label/",
+        redteam_sessions.TurnLabelApi.as_view(),
+        name="api-session-turn-label",
+    ),
+    path("adversary-jobs/", redteam_runs_api.AdversaryJobListCreateApi.as_view(), name="api-adversary-jobs"),
+    path(
+        "adversary-jobs/<int:job_id>/",
+        redteam_runs_api.AdversaryJobDetailApi.as_view(),
+        name="api-adversary-job",
+    ),
+    path(
+        "adversary-jobs/<int:job_id>/cancel/",
+        redteam_runs_api.AdversaryJobCancelApi.as_view(),
+        name="api-adversary-job-cancel",
+    ),
+    path(
+        "adversary-jobs/<int:job_id>/retry/",
+        redteam_runs_api.AdversaryJobRetryApi.as_view(),
+        name="api-adversary-job-retry",
+    ),
+    path("redteam/eval-runs/", redteam_runs_api.RedteamEvalRunListCreateApi.as_view(), name="api-eval-runs"),
+    path(
+        "redteam/eval-runs/<int:run_id>/",
+        redteam_runs_api.RedteamEvalRunDetailApi.as_view(),
+        name="api-eval-run",
+    ),
+    path(
+        "redteam/eval-runs/<int:run_id>/cancel/",
+        redteam_runs_api.RedteamEvalRunCancelApi.as_view(),
+        name="api-eval-run-cancel",
+    ),
+    path(
+        "redteam/eval-runs/<int:run_id>/retry/",
+        redteam_runs_api.RedteamEvalRunRetryApi.as_view(),
+        name="api-eval-run-retry",
+    ),
+    path("redteam/rates/", redteam_runs_api.RedteamRatesApi.as_view(), name="api-redteam-rates"),
+    path(
+        "redteam/safe-replies/",
+        redteam_safe_replies_api.RedteamSafeRepliesApi.as_view(),
+        name="api-redteam-safe-replies",
     ),
     path("auth/token/", accounts.TokenObtainApi.as_view(), name="api-token"),
     path("auth/keys/", accounts.ApiKeyListCreateApi.as_view(), name="api-keys"),
@@ -82,10 +152,39 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 page_patterns: list[URLPattern | URLResolver] = [
+    path("redteam/review/", redteam_review_views.redteam_review_home, name="redteam-review-home"),
+    path(
+        "redteam/review/<int:queue_id>/",
+        redteam_review_views.redteam_review_queue,
+        name="redteam-review-queue",
+    ),
+    path("manage/wellbeing/", wellbeing_views.manage_wellbeing, name="manage-wellbeing"),
     path("account/keys/", account.account_keys, name="account-keys"),
     path("account/keys/<int:key_id>/revoke/", account.account_key_revoke, name="account-key-revoke"),
     path("manage/audit/", audit_views.manage_audit, name="manage-audit"),
     path("manage/leaderboard/", leaderboard_views.manage_leaderboard, name="manage-leaderboard"),
+    path("manage/redteam/", redteam_runs_views.manage_redteam, name="manage-redteam"),
+    path(
+        "manage/redteam/adversary-jobs/",
+        redteam_runs_views.manage_adversary_job_start,
+        name="manage-adversary-job-start",
+    ),
+    path(
+        "manage/redteam/adversary-jobs/<int:job_id>/<str:action>/",
+        redteam_runs_views.manage_adversary_job_action,
+        name="manage-adversary-job-action",
+    ),
+    path("manage/redteam/eval-runs/", redteam_runs_views.manage_eval_run_start, name="manage-eval-run-start"),
+    path(
+        "manage/redteam/safe-replies/",
+        redteam_runs_views.manage_safe_replies_request,
+        name="manage-safe-replies-request",
+    ),
+    path(
+        "manage/redteam/import/",
+        redteam_imports_views.manage_redteam_import,
+        name="manage-redteam-import",
+    ),
     path("manage/queues/", manage.manage_queues, name="manage-queues"),
     path("manage/queues/new/", manage.manage_queue_new, name="manage-queue-new"),
     path("manage/queues/<int:queue_id>/", manage.manage_queue, name="manage-queue"),
@@ -117,4 +216,13 @@ page_patterns: list[URLPattern | URLResolver] = [
     path("chat/<int:session_id>/turns/<int:turn_id>/rank/", chat.chat_rank, name="chat-rank"),
     path("chat/<int:session_id>/turns/<int:turn_id>/reply/", chat.chat_reply, name="chat-reply"),
     path("chat/<int:session_id>/turns/<int:turn_id>/retry/", chat.chat_retry, name="chat-retry"),
+    path("redteam/", redteam_views.redteam_home, name="redteam-home"),
+    path("redteam/start/", redteam_views.redteam_start, name="redteam-start"),
+    path("redteam/<int:session_id>/", chat.chat_session, name="redteam-session"),
+    path("redteam/<int:session_id>/finish/", redteam_views.redteam_finish, name="redteam-finish"),
+    path(
+        "redteam/<int:session_id>/turns/<int:turn_id>/label/",
+        redteam_views.redteam_label,
+        name="redteam-label",
+    ),
 ]

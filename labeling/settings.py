@@ -12,20 +12,12 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
-
 from labeling.request_id import logging_config
+from labeling.service_urls import cache_from_url, database_from_url, env_bool, var_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("PREFLAB_VAR_DIR", BASE_DIR / "var")).resolve()
+VAR_DIR = var_dir()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _secret_key() -> str:
@@ -40,54 +32,13 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
-def _transaction_pooler() -> bool:
-    """Behind a pooler in transaction mode (PgBouncer, DATABASE_TRANSACTION_POOLER=1), consecutive
-    transactions of one connection may run on different server connections: nothing may outlive a
-    transaction on the server, so no prepared statements and no server-side cursors
-    (``.iterator()`` then fetches client-side)."""
-    return _env_bool("DATABASE_TRANSACTION_POOLER", False)
-
-
-def _pg_prepared_statements() -> dict[str, Any]:
-    """Server-side binding with prepared statements: the hot claim/submit queries are planned
-    once per connection. Off behind a transaction-mode pooler (DATABASE_TRANSACTION_POOLER=1,
-    or DATABASE_PREPARED_STATEMENTS=0 alone)."""
-    if _transaction_pooler() or not _env_bool("DATABASE_PREPARED_STATEMENTS", True):
-        return {}
-    return {"server_side_binding": True, "prepare_threshold": 2}
-
-
-def database_from_url(url: str) -> dict[str, Any]:
-    """``DATABASE_URL`` as dj-database-url parses it (``postgres://user:pass@host:port/name?opts``,
-    ``sqlite:////absolute/path``), plus what Preflab needs of each engine. Only PostgreSQL and
-    SQLite are supported: the claim's locking is written for those two."""
-    db: dict[str, Any] = dict(dj_database_url.parse(url))
-    options = db.get("OPTIONS", {})
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        # IMMEDIATE takes the write lock when a transaction begins, which serializes claims on
-        # SQLite (where SELECT ... FOR UPDATE does not exist).
-        db["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30, **options}
-        # A file, not shared-cache memory: concurrency tests open one connection per thread, and
-        # shared-cache SQLite fails fast on locks instead of waiting its timeout.
-        db["TEST"] = {"NAME": str(VAR_DIR / f"test-preflab-{os.getpid()}.sqlite3")}
-    elif db["ENGINE"] == "django.db.backends.postgresql":
-        db["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
-        db["OPTIONS"] = {**_pg_prepared_statements(), **options}
-        db["DISABLE_SERVER_SIDE_CURSORS"] = _transaction_pooler()
-    else:
-        raise ValueError(
-            f"DATABASE_URL: unsupported database {db['ENGINE']!r} (use postgres:// or sqlite://)"
-        )
-    return db
-
-
 SECRET_KEY = _secret_key()
 # A key from the environment is shared by every process; the var/ fallback is this machine's only, so
 # production servers and workers refuse to start without the variable (labeling/security.py).
 PREFLAB_SECRET_KEY_FROM_ENV = bool(os.environ.get("DJANGO_SECRET_KEY"))
 # Off unless asked for: Django's debug page shows settings (the broker URL and its password, ...) to
 # anyone who makes a request fail. `manage.py demo` turns it on for itself; developers set DJANGO_DEBUG=1.
-DEBUG = _env_bool("DJANGO_DEBUG", False)
+DEBUG = env_bool("DJANGO_DEBUG", False)
 # With debug on, this machine's names; in production none until DJANGO_ALLOWED_HOSTS names the site
 # (a server refuses to start without it).
 ALLOWED_HOSTS = [
@@ -123,8 +74,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: /healthz and /readyz answer before the host check, the HTTPS redirect, login and throttles.
     "labeling.health.HealthMiddleware",
+    # Then GET /metrics, as early and for the same reasons (labeling/metrics.py); scrapes and probes
+    # are not counted in the request metrics that the two django-prometheus middlewares keep.
+    "labeling.metrics.MetricsMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Next: an id per request, echoed in X-Request-ID, on every log line and carried into tasks.
     "labeling.request_id.RequestIdMiddleware",
+    # A view that loses the database answers 503 + Retry-After, not 500 (labeling/unavailable.py).
+    "labeling.unavailable.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -136,6 +93,8 @@ MIDDLEWARE = [
     "labeling.middleware.RequestTextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Requests, responses and latencies by view name (GET /metrics); before axes, which must be last.
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as axes asks: turns a locked-out login into the lockout answer (labeling.throttles).
     "axes.middleware.AxesMiddleware",
 ]
@@ -212,6 +171,9 @@ SPECTACULAR_SETTINGS = {
         "SessionStatusEnum": "labeling.models.sessions.Session.Status",
         "TurnStatusEnum": "labeling.models.sessions.Turn.Status",
         "TurnRoleEnum": "labeling.models.sessions.Turn.Role",
+        "AttackStatusEnum": "labeling.models.redteam.Attack.Status",
+        "AdversaryJobStatusEnum": "labeling.models.redteam.AdversaryJob.Status",
+        "RedteamEvalRunStatusEnum": "labeling.models.redteam.RedteamEvalRun.Status",
     },
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -255,19 +217,26 @@ CELERY_TASK_ROUTES = {
     "model_runner.tasks.*": {"queue": "gpu"},
     # An export's reward-model check trains a model: gpu, like generation batches.
     "export.tasks.reward_check_task": {"queue": "gpu"},
+    # The adversary (attacker and target models) and test-set runs: gpu, like generation batches.
+    "labeling.tasks.adversary_job_run_task": {"queue": "gpu"},
+    "labeling.tasks.redteam_eval_run_task": {"queue": "gpu"},
     # Conversation turns: their own queue and worker, never behind a bulk generation batch.
     "labeling.tasks.session_turn_generate_task": {"queue": "interactive"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "labeling.tasks.assignments_expire_task", "schedule": 60.0},
     "reprioritize-adaptive-queues": {"task": "labeling.tasks.queues_reprioritize_task", "schedule": 120.0},
     # Queue statistics of active queues, computed ahead (labeling.selectors.queue_stats); default queue.
     "refresh-queue-stats": {"task": "labeling.tasks.queue_stats_refresh_task", "schedule": 120.0},
+    # New judgments folded into the statistics' stored facts (labeling.services.stats_facts).
+    "fold-judgment-facts": {"task": "labeling.tasks.judgment_facts_fold_task", "schedule": 60.0},
+    # Ranking queues of safe-reply requests get their items once the job finishes.
+    "build-safe-reply-queues": {"task": "labeling.tasks.redteam_safe_replies_build_task", "schedule": 60.0},
     "resend-stalled-generation-batches": {
         "task": "model_runner.tasks.generation_batches_stalled_task",
         "schedule": 60.0,
@@ -295,6 +264,9 @@ PREFLAB_BATCH_STALL_SECONDS = float(os.environ.get("PREFLAB_BATCH_STALL_SECONDS"
 # Red-teaming: the share of attack families held out as the red-team test set (the rest become
 # training pairs), by a stable hash of each attack's family (labeling.selectors.redteam).
 PREFLAB_REDTEAM_TEST_FRACTION = float(os.environ.get("PREFLAB_REDTEAM_TEST_FRACTION", "0.3"))
+# Rater wellbeing: items shown with gaps under this many minutes count as one run ("in a row")
+# for a queue's break_after (labeling.selectors.wellbeing); a longer gap counts as a break.
+PREFLAB_BREAK_GAP_MINUTES = float(os.environ.get("PREFLAB_BREAK_GAP_MINUTES", "10"))
 # Claims look for expired leases at most this often per queue and process (0 = every claim).
 PREFLAB_LEASE_SCAN_SECONDS = float(os.environ.get("PREFLAB_LEASE_SCAN_SECONDS", "1"))
 # openai generators: the worker variables an admin may name as api_key_env start with this prefix,
@@ -306,7 +278,7 @@ PREFLAB_ENDPOINT_HOSTS = [
 
 # --- Security headers and HTTPS (docs/operations.md, "Running in production") ---------------
 if not DEBUG:
-    SESSION_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", True)
+    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Behind a TLS-terminating proxy: the header it sets on HTTPS requests (X-Forwarded-Proto: https).
 # Only set it when the proxy always sets or strips that header itself.
@@ -314,11 +286,11 @@ if os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER"):
     _proxy_header = os.environ["DJANGO_SECURE_PROXY_SSL_HEADER"].strip().upper().replace("-", "_")
     SECURE_PROXY_SSL_HEADER = (f"HTTP_{_proxy_header}", "https")
 # Redirect plain HTTP to HTTPS (off by default: `make serve` and bench_queue speak plain HTTP).
-SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 # HTTP Strict Transport Security: seconds browsers keep to HTTPS only (0 = no header). Start small.
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
-SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", False)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 # Content Security Policy (django-csp): every page's scripts and styles are files of our own; no
 # inline script, style or event handler, nothing from another origin, no framing. Images: ours
 # and data: URIs (the favicon placeholder, Swagger UI's icons).
@@ -354,18 +326,6 @@ PREFLAB_API_KEYS_PER_USER = int(os.environ.get("PREFLAB_API_KEYS_PER_USER", "20"
 PREFLAB_API_KEY_TOUCH_SECONDS = 60
 
 
-def cache_from_url(url: str) -> dict[str, Any]:
-    """``PREFLAB_CACHE_URL``: ``redis://host:6379/1`` (several machines), ``file:///path`` (one
-    machine: shared by its processes), or ``locmem://`` (one process only: tests)."""
-    if url.startswith(("redis://", "rediss://")):
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
-    if url.startswith("file://"):
-        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[7:]}
-    if url.startswith("locmem://"):
-        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": url[9:]}
-    raise ValueError(f"PREFLAB_CACHE_URL: unsupported cache {url!r} (use redis://, file:/// or locmem://)")
-
-
 # Throttles and lockout counters live in the cache, which every web process must share.
 CACHES = {"default": cache_from_url(os.environ.get("PREFLAB_CACHE_URL", f"file://{VAR_DIR / 'cache'}"))}
 # Throttles (labeling.throttles): "N/s", "N/min", "N/h". POST queues/{id}/next/ per user, with a
@@ -392,6 +352,10 @@ AXES_LOCKOUT_CALLABLE = "labeling.throttles.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "labeling.audit.client_address"
 AXES_DISABLE_ACCESS_LOG = True  # logins are in the audit log
 AXES_VERBOSE = False
+
+# GET /metrics (labeling/metrics.py): with a token, only `Authorization: Bearer <token>`; without
+# one, only unproxied requests from the loopback address.
+PREFLAB_METRICS_TOKEN = os.environ.get("PREFLAB_METRICS_TOKEN", "")
 
 # "text" (the default, for the demo): the message only. "json" (production): one JSON object per
 # line with time, level, logger, message and request_id (labeling/request_id.py).

@@ -51,15 +51,21 @@ def generation_batches_stalled_task() -> int:
     return count
 
 
+def gpu_worker_on_filesystem_broker(sender: Any) -> bool:
+    """Whether a starting worker (``worker_ready``'s sender) serves the ``gpu`` queue over the
+    filesystem broker, where a message a dead worker took is gone for good (it has no unacked
+    store), so the worker must enqueue unfinished work again. Redis and RabbitMQ redeliver."""
+    if sender is None or not str(sender.app.conf.broker_url or "").startswith("filesystem"):
+        return False
+    queues = {q.name for q in getattr(sender.task_consumer, "queues", [])} if sender.task_consumer else set()
+    return not queues or "gpu" in queues
+
+
 @worker_ready.connect
 def _resume_lost_batches(sender: Any = None, **kwargs: Any) -> None:
-    """On a filesystem broker a message taken by a worker that died is gone (it has no unacked
-    store): a starting worker that serves the ``gpu`` queue enqueues the unfinished jobs' missing
-    batches again. Redis and RabbitMQ redeliver unacked messages themselves, so nothing runs there."""
-    if sender is None or not str(sender.app.conf.broker_url or "").startswith("filesystem"):
-        return
-    queues = {q.name for q in getattr(sender.task_consumer, "queues", [])} if sender.task_consumer else set()
-    if queues and "gpu" not in queues:
+    """A starting ``gpu`` worker on the filesystem broker enqueues the unfinished jobs' missing
+    batches again (see ``gpu_worker_on_filesystem_broker``)."""
+    if not gpu_worker_on_filesystem_broker(sender):
         return
     from django.db import transaction
 

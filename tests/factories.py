@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 
 import factory
 from django.utils import timezone
 
 from comparisons.models import Candidate, Comparison, ComparisonCandidate, Prompt, messages_hash
-from labeling.models import Assignment, Attack, Criterion, Judgment, Queue, QueueItem, Rubric, User
+from labeling.models import (
+    Assignment,
+    Attack,
+    Criterion,
+    HarmCategory,
+    Judgment,
+    Queue,
+    QueueItem,
+    Rubric,
+    User,
+)
 from model_runner.models import GenerationJob, Generator
 
 PASSWORD = "correct-horse-battery"
@@ -166,6 +177,13 @@ class JudgmentFactory(factory.django.DjangoModelFactory):
     assignment = factory.SubFactory(AssignmentFactory, status=Assignment.Status.SUBMITTED)
     rubric = factory.LazyAttribute(lambda o: o.assignment.item.queue.rubric)
     preference = -2
+
+
+def harm_categories_seed() -> None:
+    """The default harm taxonomy migration 0011 seeds (a transactional test's flush empties it)."""
+    seeded = importlib.import_module("labeling.migrations.0011_redteam_wellbeing_tag_policies")
+    for position, (key, label) in enumerate(seeded.DEFAULT_HARM_CATEGORIES):
+        HarmCategory.objects.get_or_create(key=key, defaults={"label": label, "position": position})
 
 
 class ReviewerFactory(UserFactory):

@@ -119,10 +119,16 @@ STATUS_WRITERS = {
         "labeling/services/queue_admin.py",  # Queue.status (pause, resume, close, reopen)
         "comparisons/services/import_jobs.py",  # ImportJob.status
         "labeling/services/sessions.py",  # Session.status, Turn.status
+        "labeling/services/redteam_reviews.py",  # Attack.status (confirm, reject)
+        "labeling/services/adversary.py",  # AdversaryJob.status
+        "labeling/services/redteam_eval.py",  # RedteamEvalRun.status
     },
     "claimed": {"labeling/services/assignments.py"},
     "judged": {"labeling/services/assignments.py"},
     "lifted_at": {"labeling/services/pauses.py"},  # RaterQueuePause: open until lifted
+    # Attack's review lease: only the review claim, skip and verdict.
+    "leased_to": {"labeling/services/redteam_reviews.py"},
+    "lease_expires_at": {"labeling/services/redteam_reviews.py"},
 }
 
 

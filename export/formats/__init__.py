@@ -2,7 +2,8 @@
 
 One module per kind of view: ``base`` (:class:`View`, :class:`PairView`, the margin mapping),
 ``pairs`` (``trl``, ``hh``, ``helpsteer``), ``rankings``, ``native``, ``ratings`` (all of judgment
-records) and ``sft`` (of conversation sessions). This package holds the catalogue of views by
+records) and ``sft`` (of conversation sessions), ``redteam`` (of red-team attacks: the pair views' red-team
+pairs, ``redteam_eval`` and ``redteam_attempts``). This package holds the catalogue of views by
 export format; the names callers use are re-exported.
 """
 
@@ -11,6 +12,7 @@ from export.formats.native import NativeView
 from export.formats.pairs import HelpSteerView, HhView, TrlView, standard_completion, standard_prompt
 from export.formats.rankings import RankingsView
 from export.formats.ratings import RatingsView
+from export.formats.redteam import RedteamAttemptsView, RedteamEvalView, RedteamView
 from export.formats.sft import SftView
 
 VIEWS: dict[str, type[View]] = {
@@ -21,6 +23,8 @@ VIEWS: dict[str, type[View]] = {
     "native": NativeView,
     "ratings": RatingsView,
     "sft": SftView,
+    "redteam_eval": RedteamEvalView,
+    "redteam_attempts": RedteamAttemptsView,
 }
 
 # Views that read criteria, rationale, timestamps: the rest skip those columns for speed.
@@ -36,6 +40,9 @@ __all__ = [
     "PairView",
     "RankingsView",
     "RatingsView",
+    "RedteamAttemptsView",
+    "RedteamEvalView",
+    "RedteamView",
     "SftView",
     "TrlView",
     "View",

@@ -47,6 +47,12 @@ Row = dict[str, Any]
 Groups = Iterable[list[JudgmentRecord]]
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+#: Columns the pair views add when their ``sources`` hold ``redteam`` (``export.formats.redteam``).
+REDTEAM_PAIR_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("source", pa.string()),
+    ("attack_id", pa.int64()),
+    ("category", pa.string()),
+]
 
 MARGIN_MAPPING_DOC: dict[str, Any] = {
     "source": "judgment.preference, -3..3 in the labels the rater saw (negative = A better, 0 = tie)",
@@ -118,10 +124,24 @@ class View:
         self.stats: Counter[str] = Counter()
         # Duplicates written so far: a view that lists them explains them in its description.
         self.listed_duplicates = 0
-        self.schema = pa.schema(self.fields())
+        self.schema = pa.schema(self.fields() + self.source_fields())
 
     def fields(self) -> list[tuple[str, pa.DataType]]:
         raise NotImplementedError
+
+    @property
+    def with_redteam(self) -> bool:
+        """Whether the export's ``sources`` hold red-team pairs (``export.formats.redteam``)."""
+        return "redteam" in self.filters.get("sources", ())
+
+    @property
+    def with_judgments(self) -> bool:
+        """Whether the export reads judgments (``sources`` default to judgments only)."""
+        return "judgments" in self.filters.get("sources", ("judgments",))
+
+    def source_fields(self) -> list[tuple[str, pa.DataType]]:
+        """Columns after the view's own: with red-team pairs, which source each row came from."""
+        return list(REDTEAM_PAIR_FIELDS) if self.with_redteam else []
 
     @property
     def columns(self) -> list[str]:
@@ -221,6 +241,8 @@ class PairView(View):
             row["agreement"] = event.agreement
         if self.aggregation == "adjudicated":
             row["adjudicated"] = event.adjudicated
+        if self.with_redteam:  # a red-team pair overwrites these (export.formats.redteam)
+            row.update(source="judgments", attack_id=None, category=None)
         return row
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import Count, F, Q, Sum
 
 from export.selectors.judgments import export_judgment_queryset
+from export.selectors.redteam import REDTEAM_VIEWS, export_redteam_count
 from export.selectors.sessions import export_session_count, export_session_queryset
 from labeling.models import Criterion, Queue, Rubric, SessionTemplate
 
@@ -58,11 +59,23 @@ def export_estimate(
     ``rows`` is an upper bound: ties, ``min_judgments`` and ``min_agreement`` are applied only
     when the export runs, and so is pooling (aggregated rows count each comparison's pairs, so a
     pair held by two comparisons counts twice). For ``sft``, ``rows`` counts the
-    finished sessions (a session with no settled reply writes none) and the rest is 0.
+    finished sessions (a session with no settled reply writes none) and the rest is 0; for the
+    red-team views, the attacks; red-team pairs (``sources``) are added to ``rows``.
     """
     if format == "sft":
         sessions = export_session_count(filters=filters)
         return {"judgments": 0, "rankings": 0, "comparisons": 0, "rows": sessions, "upper_bound": True}
+    categories = filters.get("harm_categories")
+    if format in REDTEAM_VIEWS:
+        rows = export_redteam_count(format=format, categories=categories)
+        return {"judgments": 0, "rankings": 0, "comparisons": 0, "rows": rows, "upper_bound": True}
+    redteam_rows = (
+        export_redteam_count(format=format, categories=categories)
+        if "redteam" in filters.get("sources", ())
+        else 0
+    )
+    if "judgments" not in filters.get("sources", ("judgments",)):
+        return {"judgments": 0, "rankings": 0, "comparisons": 0, "rows": redteam_rows, "upper_bound": True}
     qs = export_judgment_queryset(filters=filters).order_by()
     counts = qs.aggregate(
         judgments=Count("id"),
@@ -93,6 +106,6 @@ def export_estimate(
         "judgments": judgments,
         "rankings": rankings,
         "comparisons": counts["comparisons"] or 0,
-        "rows": rows,
+        "rows": rows + redteam_rows,
         "upper_bound": True,
     }

@@ -107,9 +107,11 @@ def _prompt_ids_with_tags(tags: list[str]) -> Any:
 
 
 def _prompts(ids: set[int], *, full: bool = True) -> dict[int, PromptInfo]:
-    """The prompts by id; their tags only when ``full`` (only the lossless view reads them)."""
+    """The prompts by id, with their tags (the lossless view writes them; every export counts its
+    judgments per tag for the card's composition, ``export.composition``). ``full`` is accepted
+    for the callers' symmetry with ``_candidates``."""
     out: dict[int, PromptInfo] = {}
-    fields = ["id", "external_id", "messages", "source", "content_hash"] + (["tags"] if full else [])
+    fields = ["id", "external_id", "messages", "source", "content_hash", "tags"]
     for pk, external_id, messages, source, content_hash, *tags in _rows_by_ids(
         Prompt.objects.all(), ids, fields
     ):

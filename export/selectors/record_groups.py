@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from export.composition import Composition
 from export.records import ExportDataError, JudgmentRecord, agreement
 from export.selectors.judgments import IdIn, _candidates, _duplicates, _prompts, export_judgment_queryset
 
@@ -115,6 +116,8 @@ class GroupStats:
     agreement_comparisons: int = 0
     rubric_ids: set[int] = field(default_factory=set)
     rater_ids: set[int] = field(default_factory=set)
+    #: Who labeled what, per prompt tag, over the kept comparisons (``export.composition``).
+    composition: Composition = field(default_factory=Composition)
 
     @property
     def mean_agreement(self) -> float | None:
@@ -188,6 +191,9 @@ def _keep(
     if len(group) > 1:
         stats.agreement_sum += share
         stats.agreement_comparisons += 1
+    stats.composition.add_comparison(
+        group[0].prompt.tags, (r.rater_user_id for r in group), share if len(group) > 1 else None
+    )
     if not ids:
         return True
     for record in group:

@@ -8,6 +8,7 @@ in their initial ``queued`` state). A run's snapshot is written by
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from pathlib import Path
@@ -20,6 +21,7 @@ from django.utils import timezone
 from export.models import ExportRun
 from export.records import ExportDataError
 from export.selectors.judgments import export_judgment_queryset
+from export.selectors.redteam import REDTEAM_VIEWS
 from export.selectors.sessions import export_session_count
 from export.services.snapshot import export_snapshot_write
 from export.spec import export_spec_clean
@@ -109,6 +111,8 @@ def export_run_execute(*, export_run: ExportRun) -> ExportRun:
         export_run.judgments_total = (
             export_session_count(filters=spec.filters)
             if spec.format == ExportRun.Format.SFT
+            else 0
+            if spec.format in REDTEAM_VIEWS or "judgments" not in spec.filters.get("sources", ["judgments"])
             else export_judgment_queryset(filters=spec.filters).count()
         )
         export_run.judgments_done = 0
@@ -126,6 +130,9 @@ def export_run_execute(*, export_run: ExportRun) -> ExportRun:
         )
     except (ApplicationError, ExportDataError, OSError) as exc:
         message = exc.message if isinstance(exc, ApplicationError) else str(exc)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Say which disk: the admin frees space on PREFLAB_EXPORT_ROOT, then exports again.
+            message = f"the export disk (PREFLAB_EXPORT_ROOT) is full: {message}"
         return _export_run_fail(export_run, message)
     except Exception as exc:
         _export_run_fail(export_run, f"internal error: {type(exc).__name__}: {exc}")

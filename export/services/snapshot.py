@@ -29,14 +29,21 @@ from export.columnar import columnar_write
 from export.formats import FULL_RECORD_VIEWS, VIEWS
 from export.formats.base import MARGIN_MAPPING_DOC, PairView, View
 from export.formats.native import NativeView
+from export.formats.redteam import REDTEAM_MARGIN, RedteamView, redteam_pair_rows
 from export.formats.sft import SftView
 from export.records import PromptInfo
 from export.selectors.facts import export_likert_keys, export_queue_names, export_rubrics, export_templates
 from export.selectors.judgments import export_judgment_queryset, export_paused_left_out
 from export.selectors.record_groups import GroupStats, export_record_groups
+from export.selectors.redteam import (
+    ATTACK_SIDE_DOC,
+    export_redteam_attempts,
+    export_redteam_counts,
+    export_redteam_side,
+)
 from export.selectors.sessions import export_conversation_counts, export_session_records
 from export.spec import ExportSpec
-from export.splits import SPLIT_DOC, prompt_split
+from export.splits import REDTEAM_PAIRS_SPLIT_DOC, SPLIT_DOC, family_split, prompt_split
 from export.writers import RATER_ID_DOC, Pseudonyms, SnapshotWriter, file_sha256
 
 
@@ -90,6 +97,15 @@ def _skipped(view: View, stats: GroupStats) -> dict[str, int]:
 
 
 def _facts(view: View, stats: GroupStats, spec: ExportSpec) -> dict[str, Any]:
+    if isinstance(view, RedteamView):
+        return {
+            "judgments": 0,
+            "comparisons": 0,
+            "raters": 0,
+            "agreement": {"mean": None, "comparisons": 0},
+            "skipped": dict(sorted(view.stats.items())),
+            "code_version": code_version(),
+        }
     if isinstance(view, SftView):
         return {
             "sessions": view.sessions_read,
@@ -114,6 +130,7 @@ def _facts(view: View, stats: GroupStats, spec: ExportSpec) -> dict[str, Any]:
             ),
         },
         "conversations": export_conversation_counts(filters=spec.filters),
+        "composition": stats.composition.as_dict(),
         "code_version": code_version(),
     }
 
@@ -171,11 +188,22 @@ def _write_snapshot(
         folder, schema=view.schema, kinds=spec.options["files"], gzip_jsonl=spec.options["gzip"]
     )
     try:
+        categories = spec.filters.get("harm_categories")
         if isinstance(view, SftView):
             sessions = export_session_records(filters=spec.filters, on_chunk=on_progress)
             for prompt, row in view.session_rows(sessions):
                 writer.write(split_of(prompt), row)
-        elif isinstance(view, PairView) and view.columnar:
+        elif isinstance(view, RedteamView):
+            attacks = (
+                export_redteam_side(side="test", categories=categories)
+                if spec.format == "redteam_eval"
+                else export_redteam_attempts(categories=categories)
+            )
+            for split, row in view.attack_rows(attacks):
+                writer.write(split, row)
+        elif not view.with_judgments:
+            pass  # sources: red-team pairs only (below)
+        elif isinstance(view, PairView) and view.columnar and not view.with_redteam:
             # The same rows, built a column at a time (see export.columnar).
             columnar_write(
                 view=view,
@@ -201,12 +229,20 @@ def _write_snapshot(
             if pooled:
                 assert isinstance(view, PairView)
                 stats.rater_ids, stats.rubric_ids = view.rater_ids, view.rubric_ids
+        if isinstance(view, PairView) and view.with_redteam:
+            # After the judgment rows, by attack id; split by family (export.splits.family_split).
+            for attack, row in redteam_pair_rows(
+                view, export_redteam_side(side="train", categories=categories)
+            ):
+                writer.write(family_split(name=spec.name, family=attack.family, options=spec.options), row)
         files = writer.close()
     except BaseException:
         writer.abort()
         raise
     facts = _facts(view, stats, spec)
+    redteam = _redteam_facts(view, spec)
     card = dataset_card(
+        redteam=redteam,
         name=spec.name,
         view=view,
         spec=spec,
@@ -252,6 +288,7 @@ def _write_snapshot(
         "comparisons": facts["comparisons"],
         "raters": facts["raters"],
         "agreement": facts["agreement"],
+        **({"composition": facts["composition"]} if "composition" in facts else {}),
         "filters": spec.filters,
         "options": spec.options,
         "margin_mapping": MARGIN_MAPPING_DOC,
@@ -262,4 +299,20 @@ def _write_snapshot(
         "sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest(),
         "sha256_of": "the lines '<sha256>  <path>\\n' of every file, sorted by path (sha256sum -c format)",
         "code_version": facts["code_version"],
+        **({"redteam": redteam} if redteam is not None else {}),
+    }
+
+
+def _redteam_facts(view: View, spec: ExportSpec) -> dict[str, Any] | None:
+    """The red-team part of the manifest and card, when the export holds red-team data: per
+    category, the training pairs, the test items and the confirmed attacks without a safe reply."""
+    if not (isinstance(view, RedteamView) or view.with_redteam):
+        return None
+    return {
+        "counts": export_redteam_counts(categories=spec.filters.get("harm_categories")),
+        "side_rule": ATTACK_SIDE_DOC,
+        "pair_split_rule": REDTEAM_PAIRS_SPLIT_DOC,
+        "margin": REDTEAM_MARGIN,
+        "pairs": "chosen = the ideal reply (safe, or for an over-refusal the helpful answer), "
+        "rejected = the model's reply (harmful, or the needless refusal)",
     }

@@ -22,7 +22,7 @@ from export.services.reward_checks import ACTIVE as CHECKS_ACTIVE
 from export.services.runs import export_run_create
 from export.spec import export_spec_clean
 from labeling.errors import ApplicationError, id_or_none
-from labeling.models import Queue, Rubric, SessionTemplate
+from labeling.models import HarmCategory, Queue, Rubric, SessionTemplate
 from model_runner.models import Generator
 
 # The table shows the newest runs; older ones stay in the API and the admin.
@@ -91,6 +91,25 @@ class ExportCreateForm(forms.Form):
     exclude_flagged = forms.BooleanField(required=False, label="Exclude flagged comparisons")
     exclude_gold = forms.BooleanField(required=False, label="Exclude gold items")
     exclude_paused_raters = forms.BooleanField(required=False, label="Exclude deactivated raters")
+    sources = forms.MultipleChoiceField(
+        choices=[("judgments", "Rater judgments"), ("redteam", "Confirmed red-team attacks")],
+        initial=["judgments"],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Pairs from",
+        help_text=(
+            "trl, hh, helpsteer: red-team pairs are the ideal reply over the model's reply, for "
+            "confirmed training-side attacks (the test side is the redteam_eval view)."
+        ),
+    )
+    harm_categories = forms.ModelMultipleChoiceField(
+        queryset=HarmCategory.objects.order_by("position", "key"),
+        to_field_name="key",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Harm categories",
+        help_text="Red-team rows of these categories only (leave empty for every category).",
+    )
     standard = forms.BooleanField(required=False, label="TRL: standard (plain strings)")
     implicit_prompt = forms.BooleanField(required=False, label="TRL: implicit prompt")
     pairs = forms.BooleanField(required=False, label="Rankings: expand to K-choose-2 pairs")
@@ -127,6 +146,10 @@ class ExportCreateForm(forms.Form):
         for key in ("exclude_flagged", "exclude_gold", "exclude_paused_raters"):
             if data[key]:
                 filters[key] = True
+        if data["sources"] and sorted(data["sources"]) != ["judgments"]:
+            filters["sources"] = sorted(data["sources"])
+        if data["harm_categories"]:
+            filters["harm_categories"] = [c.key for c in data["harm_categories"]]
         options: dict[str, Any] = {"files": data["file_kinds"]}
         for key in ("standard", "implicit_prompt", "pairs", "gzip", "redteam_split"):
             if data[key]:

@@ -5,6 +5,8 @@ and calls the same services as the judging page."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -12,7 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import selectors, services
-from labeling.models import Judgment
+from labeling.models import Judgment, User
+from labeling.selectors.wellbeing import rater_break_due
 from labeling.throttles import NextRateThrottle
 
 
@@ -32,6 +35,10 @@ class AssignmentOutputSerializer(serializers.Serializer):
     rubric = serializers.DictField()
     guidelines = serializers.CharField()
     content_warning = serializers.CharField()
+    take_break = serializers.BooleanField(
+        required=False,
+        help_text="next/ only: the rater did the queue's break_after items in a row; offer a break first.",
+    )
 
 
 class QueueNextApi(APIView):
@@ -40,7 +47,9 @@ class QueueNextApi(APIView):
     404 for a queue that does not exist or that the caller is not a member of (as on the judging
     page); 403 with the reason for an unpassed qualification, a queue-wide content opt-out or a
     gold auto-pause;
-    429 past ``PREFLAB_NEXT_RATE`` per user (``labeling.throttles``)."""
+    429 past ``PREFLAB_NEXT_RATE`` per user (``labeling.throttles``), or at the queue's daily cap
+    (the message says when it resets); 403 for a queue marked disturbing when the rater has not
+    opted in."""
 
     throttle_classes = [NextRateThrottle]
 
@@ -65,14 +74,17 @@ class QueueNextApi(APIView):
         queue = selectors.queue_get_for_rater(rater=request.user, queue_id=queue_id)  # type: ignore[arg-type]
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        rater = cast(User, request.user)
+        # Wellbeing: a break is due before a new item after the queue's break_after in a row.
+        due = bool(queue.break_after) and selectors.rater_open_assignment(rater=rater, queue=queue) is None
+        due = due and rater_break_due(rater=rater, queue=queue)
         assignment = services.assignment_claim_next(
-            rater=request.user,  # type: ignore[arg-type]
-            queue=queue,
-            fresh=data.validated_data["fresh"],
+            rater=rater, queue=queue, fresh=data.validated_data["fresh"]
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(selectors.assignment_payload(assignment), status=status.HTTP_201_CREATED)
+        body = {**selectors.assignment_payload(assignment), "take_break": due}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class AssignmentDetailApi(APIView):

@@ -77,6 +77,26 @@ class QueueDetailApi(APIView):
             help_text="Items whose share of judgments against the majority exceeds this go to review; "
             "null: only flagged items.",
         )
+        tag_policies = serializers.JSONField(
+            required=False,
+            help_text='Replaces the policies: {"politics": {"overlap": 5, "max_rater_share": 0.2}}; a tag\'s '
+            "overlap shrinks and a share drops only as far as the work done allows.",
+        )
+        disturbing = serializers.BooleanField(
+            required=False, help_text="Only raters who opted in to disturbing work are sent here."
+        )
+        daily_cap = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            help_text="Items per rater per UTC day; null: no cap.",
+        )
+        break_after = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            help_text="Offer a break after this many in a row; null: never.",
+        )
         members = serializers.ListField(child=serializers.CharField(), required=False)
         groups = serializers.ListField(child=serializers.CharField(), required=False)
 

@@ -38,6 +38,12 @@ class QueueOutputSerializer(serializers.Serializer):
     dedupe = serializers.CharField()
     similarity = serializers.FloatField(allow_null=True)
     interleave = serializers.BooleanField()
+    disturbing = serializers.BooleanField()
+    daily_cap = serializers.IntegerField(allow_null=True)
+    break_after = serializers.IntegerField(allow_null=True)
+    tag_policies = serializers.JSONField(
+        help_text='Sensitive topics, per prompt tag: {"politics": {"overlap": 5, "max_rater_share": 0.2}}.'
+    )
     items = serializers.SerializerMethodField()
 
     def get_items(self, queue: Queue) -> int:
@@ -72,6 +78,12 @@ class QueueListCreateApi(APIView):
         dedupe = serializers.ChoiceField(choices=["exact", "similar", "off"], default="exact")
         similarity = serializers.FloatField(allow_null=True, default=None, help_text="0..1 (dedupe similar)")
         interleave = serializers.BooleanField(default=True, help_text="No prompt twice in a row.")
+        tag_policies = serializers.JSONField(
+            required=False,
+            default=dict,
+            help_text='Per prompt tag: {"politics": {"overlap": 5, "max_rater_share": 0.2}}; overlap from '
+            "the queue's up to 50, max_rater_share over 0 and at most 1.",
+        )
 
     def get_permissions(self) -> list[Any]:
         return [IsAdminRole()] if self.request.method == "POST" else list(super().get_permissions())

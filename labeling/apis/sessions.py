@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from comparisons.selectors import prompts_select
 from labeling.errors import ApplicationError
-from labeling.models import Rubric, Session, SessionTemplate, Turn, User
+from labeling.models import Queue, Rubric, Session, SessionTemplate, Turn, User
 from labeling.permissions import IsAdminRole
 from labeling.selectors.sessions import (
     session_get_for_trainer,
@@ -30,6 +30,7 @@ from labeling.selectors.sessions import (
     session_turn_get,
     turn_payload,
 )
+from labeling.services.redteam_sessions import redteam_session_finish
 from labeling.services.session_templates import session_template_create
 from labeling.services.sessions import (
     session_branch,
@@ -58,6 +59,7 @@ class TurnSerializer(serializers.Serializer):
     retryable = serializers.BooleanField()
     alternatives = AlternativeSerializer(many=True)
     assignment = serializers.IntegerField(allow_null=True, help_text="Rank the alternatives through it.")
+    label = serializers.DictField(allow_null=True, help_text="Red-team sessions: the turn's label.")  # type: ignore[assignment]  # shadows Field.label
 
 
 class SessionSerializer(serializers.Serializer):
@@ -73,6 +75,11 @@ class SessionSerializer(serializers.Serializer):
     guidelines = serializers.CharField(allow_blank=True)
     rubric = serializers.DictField()
     turns = TurnSerializer(many=True)
+    target = serializers.DictField(required=False, allow_null=True, help_text="Red-team sessions only.")
+    category = serializers.CharField(required=False, help_text="Red-team sessions only.")
+    verdict = serializers.CharField(required=False, allow_blank=True, help_text="Red-team sessions only.")
+    attack_description = serializers.CharField(required=False, allow_blank=True)
+    attacks = serializers.ListField(child=serializers.DictField(), required=False)
 
 
 class SessionSummarySerializer(serializers.Serializer):
@@ -92,6 +99,7 @@ class SessionTemplateSerializer(serializers.Serializer):
     rubric = serializers.IntegerField()
     guidelines = serializers.CharField(allow_blank=True)
     seeds = serializers.IntegerField()
+    review_queue = serializers.IntegerField(allow_null=True)
 
 
 SessionBody = SessionSerializer
@@ -108,7 +116,9 @@ class SessionTemplateListCreateApi(APIView):
         name = serializers.CharField()
         rubric = serializers.IntegerField()
         generators = serializers.ListField(child=serializers.CharField(), allow_empty=False)
-        alternatives = serializers.IntegerField(default=4)
+        alternatives = serializers.IntegerField(
+            required=False, allow_null=True, default=None, help_text="Default: 4 (chat), 1 (redteam)."
+        )
         max_turns = serializers.IntegerField(default=10)
         system_prompt = serializers.CharField(required=False, allow_blank=True, default="")
         sampling = serializers.JSONField(required=False, default=dict)
@@ -119,6 +129,12 @@ class SessionTemplateListCreateApi(APIView):
         guidelines = serializers.CharField(required=False, allow_blank=True, default="")
         seeds = serializers.ListField(child=serializers.CharField(), required=False, default=list)
         overlap = serializers.IntegerField(default=1)
+        review_queue = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Red-team mode: the review queue (kind redteam); default: a new '<name> review'.",
+        )
 
     def get_permissions(self) -> list[Any]:
         return [IsAdminRole()] if self.request.method == "POST" else list(super().get_permissions())
@@ -143,6 +159,11 @@ class SessionTemplateListCreateApi(APIView):
         if len(members) != len(set(v["members"])):
             raise ApplicationError("members: unknown usernames", field="members")
         seeds = prompts_select(ids=v["seeds"]) if v["seeds"] else []
+        review_queue = None
+        if v["review_queue"] is not None:
+            review_queue = Queue.objects.filter(pk=v["review_queue"]).first()
+            if review_queue is None:
+                raise ApplicationError(f"review_queue: no queue {v['review_queue']}", field="review_queue")
         with transaction.atomic():
             queue = session_template_create(
                 name=v["name"],
@@ -157,6 +178,7 @@ class SessionTemplateListCreateApi(APIView):
                 guidelines=v["guidelines"],
                 seeds=seeds,
                 overlap=v["overlap"],
+                review_queue=review_queue,
             )
         return Response(_template_row(queue), status=status.HTTP_201_CREATED)
 
@@ -186,14 +208,18 @@ def _template_row(queue: Any) -> dict[str, Any]:
         "rubric": queue.rubric_id,
         "guidelines": queue.guidelines,
         "seeds": queue.seeds.count(),
+        "review_queue": template.review_queue_id,
     }
 
 
 class SessionListCreateApi(APIView):
-    """``GET``: the caller's sessions. ``POST {queue}``: start one (from a seed when the template has them)."""
+    """``GET``: the caller's sessions. ``POST {queue}``: start one (from a seed when the template has
+    them); a red-team template also takes ``target`` (a generator's name or id) and ``category``."""
 
     class InputSerializer(serializers.Serializer):
         queue = serializers.CharField()
+        target = serializers.CharField(required=False, allow_blank=True, default="")
+        category = serializers.CharField(required=False, allow_blank=True, default="")
 
     @extend_schema(responses={200: SessionSummarySerializer(many=True)})
     def get(self, request: Request) -> Response:
@@ -215,6 +241,7 @@ class SessionListCreateApi(APIView):
         request=InputSerializer,
         responses={
             201: SessionBody,
+            403: OpenApiResponse(description="A red-team template: the caller has not opted in."),
             404: OpenApiResponse(description="No conversation queue the caller is a member of has this id."),
             409: OpenApiResponse(description="The queue is not active, or every opening has its sessions."),
         },
@@ -222,9 +249,20 @@ class SessionListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        queue = session_template_get_for_user(user=_trainer(request), queue_id=data.validated_data["queue"])
-        session = session_start(trainer=_trainer(request), queue=queue)
+        v = data.validated_data
+        queue = session_template_get_for_user(user=_trainer(request), queue_id=v["queue"])
+        target = _target(v["target"]) if v["target"] else None
+        session = session_start(trainer=_trainer(request), queue=queue, target=target, category=v["category"])
         return Response(session_payload(session), status=status.HTTP_201_CREATED)
+
+
+def _target(ref: str) -> Generator:
+    generator = Generator.objects.filter(name=ref).first()
+    if generator is None and ref.isdecimal() and len(ref) < 19:
+        generator = Generator.objects.filter(pk=int(ref)).first()
+    if generator is None:
+        raise ApplicationError(f'target: no generator "{ref}"', field="target")
+    return generator
 
 
 class SessionDetailApi(APIView):
@@ -297,9 +335,30 @@ class SessionBranchApi(APIView):
 
 
 class SessionFinishApi(APIView):
-    """End the session (its kept branch becomes one row of the ``sft`` export)."""
+    """End the session (its kept branch becomes one row of the ``sft`` export). A red-team session
+    ends with ``verdict`` (``success``, ``partial``, ``failure``) and ``description``: a claimed
+    success goes to review as an attack (``labeling.services.redteam_sessions``). A replay with
+    the same verdict answers the same; another verdict is a ``409``."""
 
-    @extend_schema(request=None, responses={200: SessionBody, 409: OpenApiResponse()})
+    class InputSerializer(serializers.Serializer):
+        verdict = serializers.CharField(required=False, allow_blank=True, default="")
+        description = serializers.CharField(
+            required=False, allow_blank=True, trim_whitespace=False, default=""
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: SessionBody,
+            400: OpenApiResponse(description="Red-team: a missing or bad verdict or description."),
+            409: OpenApiResponse(description="Red-team: finished with another verdict."),
+        },
+    )
     def post(self, request: Request, session_id: int) -> Response:
         session = session_get_for_trainer(trainer=_trainer(request), session_id=session_id)
-        return Response(session_payload(session_finish(session=session)))
+        if session.queue.template.mode != SessionTemplate.Mode.REDTEAM:
+            return Response(session_payload(session_finish(session=session)))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        finished = redteam_session_finish(session=session, **data.validated_data)
+        return Response(session_payload(finished.session))

@@ -177,25 +177,41 @@ def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (keys[:, None] // place) % base, weights
 
 
+def _unique_inverse(values: np.ndarray) -> tuple[int, np.ndarray]:
+    """How many distinct values, and each value's index among them in sorted order: what
+    ``np.unique(values, return_inverse=True)`` gives, counted in one pass over the values' range
+    when it is not much wider than their number (ids: items, raters), without sorting."""
+    if not len(values):
+        return 0, np.zeros(0, dtype=np.int64)
+    low, high = int(values.min()), int(values.max())
+    if high - low > 4 * len(values) + 1_000_000:
+        distinct, inverse = np.unique(values, return_inverse=True)
+        return len(distinct), inverse
+    shifted = values.astype(np.int64) - low
+    present = np.bincount(shifted, minlength=high - low + 1) > 0
+    rank = np.cumsum(present) - 1
+    return int(rank[-1]) + 1, rank[shifted]
+
+
 def measure_agreement_arrays(
     units: np.ndarray, raters: np.ndarray, categories: np.ndarray, *, n_categories: int, level: Level
 ) -> dict[str, Any]:
     """``measure_agreement`` on arrays: the patterns counted with numpy (two raters: as before)."""
-    _unit_ids, unit = np.unique(units, return_inverse=True)
-    answered = np.bincount(unit, minlength=len(_unit_ids))
+    n_units, unit = _unique_inverse(units)
+    answered = np.bincount(unit, minlength=n_units)
     keep = answered[unit] >= 2
-    if len(np.unique(raters[keep])) == 2:
+    if _unique_inverse(raters[keep])[0] == 2:
         triples = zip(units[keep].tolist(), raters[keep].tolist(), categories[keep].tolist(), strict=True)
         return measure_agreement(triples, n_categories=n_categories, level=level)
     if not keep.any():
         return measure_agreement([], n_categories=n_categories, level=level)
-    kept_ids, kept_unit = np.unique(unit[keep], return_inverse=True)
-    rows = np.bincount(
-        kept_unit * n_categories + categories[keep], minlength=len(kept_ids) * n_categories
-    ).reshape(-1, n_categories)
+    n_kept, kept_unit = _unique_inverse(unit[keep])
+    rows = np.bincount(kept_unit * n_categories + categories[keep], minlength=n_kept * n_categories).reshape(
+        -1, n_categories
+    )
     unique, weights = _unique_rows(rows)
     patterns = Patterns(counts=unique.astype(float), weights=weights.astype(float), pairs=None)
-    count = len(np.unique(raters[keep]))
+    count = _unique_inverse(raters[keep])[0]
     reason = (
         f"{count} raters answered these items; Cohen's kappa compares exactly two "
         "(Fleiss' kappa and Krippendorff's alpha take any number)"

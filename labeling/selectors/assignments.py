@@ -12,6 +12,7 @@ from django.utils import timezone
 from comparisons.models import Candidate
 from labeling.models import Assignment, Queue, User
 from labeling.selectors.queues import rubric_criteria
+from labeling.selectors.tag_policies import queue_item_overlap
 from labeling.sql import statements
 from labeling.sql.hydrate import is_bigint
 
@@ -93,7 +94,7 @@ def rater_last_undoable(*, rater: User, queue: Queue, now: datetime | None = Non
     """The rater's latest submitted assignment in ``queue`` if it may still be reopened (undo).
 
     It may while its lease would still be valid (``expires_at`` in the future) and its item is
-    still open (not retired, within the queue's overlap). ``judgment_undo_last`` re-checks under lock.
+    still open (not retired, within its overlap). ``judgment_undo_last`` re-checks under lock.
     """
     now = now or timezone.now()
     last = (
@@ -102,6 +103,8 @@ def rater_last_undoable(*, rater: User, queue: Queue, now: datetime | None = Non
         .order_by("-updated_at", "-id")
         .first()
     )
-    if last is None or last.expires_at <= now or last.item.retired or last.item.claimed > queue.overlap:
+    if last is None or last.expires_at <= now or last.item.retired:
+        return None
+    if last.item.claimed > queue_item_overlap(queue=queue, item=last.item):
         return None
     return last

@@ -7,23 +7,32 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from labeling.models import Assignment, Judgment, Queue, User
 from labeling.selectors.quality import answer_matches_gold, comparison_orders
 from labeling.selectors.stats_facts import JudgmentFacts, judgment_facts
+from labeling.selectors.tag_policies import ItemOverlap
 
 
 def queue_progress(*, queue: Queue) -> dict[str, Any]:
     """How far the queue is. ``judgments`` counts those on its real items still in play (not
-    gold, not retired), the ones ``wanted`` (items x overlap) asks for; answers to gold items are
-    ``gold_judgments``, so a queue full of gold answers never looks done."""
-    counts = queue.items.filter(is_gold=False, retired=False).aggregate(
+    gold, not retired), the ones ``wanted`` (the sum of the items' overlaps: items x overlap, or
+    more with per-tag policies) asks for; answers to gold items are ``gold_judgments``, so a queue
+    full of gold answers never looks done."""
+    items = queue.items.filter(is_gold=False, retired=False)
+    if queue.tag_policies:  # each item's own overlap (labeling.selectors.tag_policies)
+        items = items.annotate(room=ItemOverlap.for_queue(queue))
+        overlap: Any = F("room")
+    else:
+        overlap = queue.overlap
+    counts = items.aggregate(
         items=Count("id"),
-        complete=Count("id", filter=Q(judged__gte=queue.overlap)),
+        complete=Count("id", filter=Q(judged__gte=overlap)),
         judged=Sum("judged"),
+        wanted=Sum(overlap) if queue.tag_policies else Count("id") * queue.overlap,
     )
     statuses = dict(
         Assignment.objects.filter(item__queue=queue)
@@ -31,7 +40,7 @@ def queue_progress(*, queue: Queue) -> dict[str, Any]:
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    wanted = (counts["items"] or 0) * queue.overlap
+    wanted = counts["wanted"] or 0
     judged = counts["judged"] or 0
     return {
         "items": counts["items"] or 0,

@@ -15,7 +15,8 @@ from typing import Any
 from django.db.models import Count, F, Q
 
 from comparisons.models import Candidate, Comparison, ComparisonCandidate
-from labeling.models import Assignment, Judgment, QueueItem, Review, Rubric, SessionSeed, Turn
+from labeling.models import Assignment, Judgment, Queue, QueueItem, Review, Rubric, SessionSeed, Turn
+from labeling.selectors.tag_policies import capped_tags, item_overlap, queue_tag_work
 
 _LIVE_OR_JUDGED = [Assignment.Status.LEASED, Assignment.Status.SUBMITTED]
 
@@ -38,7 +39,8 @@ class Drift:
 CHECKS = {
     "item_claimed": "QueueItem.claimed = its leased + submitted assignments",
     "item_judged": "QueueItem.judged = its judgments",
-    "item_overlap": "a real (not gold) item is leased or judged at most its queue's overlap",
+    "item_overlap": "a real (not gold) item is leased or judged at most its overlap (queue's or tags')",
+    "tag_share": "a rater's leases and judgments on a capped tag stay within its share cap",
     "submitted_has_judgment": "every submitted assignment has a judgment, and only submitted ones do",
     "rater_once_per_item": "a rater holds at most one assignment per item",
     "shown_order": "an assignment shows exactly its comparison's candidates",
@@ -63,16 +65,33 @@ def integrity_drift(*, queue_id: int | None = None) -> Iterator[Drift]:
     counted = items.annotate(
         n_claimed=Count("assignments", filter=Q(assignments__status__in=_LIVE_OR_JUDGED), distinct=True),
         n_judged=Count("assignments__judgment", distinct=True),
-    ).values_list("pk", "claimed", "judged", "n_claimed", "n_judged", "is_gold", "queue__overlap")
+    ).values_list(
+        "pk",
+        "claimed",
+        "judged",
+        "n_claimed",
+        "n_judged",
+        "is_gold",
+        "queue__overlap",
+        "queue_id",
+        "comparison__prompt__tags",
+    )
+    # Sensitive topics: an item's overlap may be its tags' (labeling.selectors.tag_policies).
+    queues = Queue.objects.all() if queue_id is None else Queue.objects.filter(pk=queue_id)
+    policies = {pk: p for pk, p in queues.values_list("pk", "tag_policies") if p}
     overlap_broken = []
-    for pk, claimed, judged, n_claimed, n_judged, is_gold, overlap in counted.order_by("pk").iterator():
+    for pk, claimed, judged, n_claimed, n_judged, is_gold, overlap, item_queue, tags in counted.order_by(
+        "pk"
+    ).iterator():
         if claimed != n_claimed:
             yield Drift("item_claimed", "QueueItem", pk, n_claimed, claimed)
         if judged != n_judged:
             yield Drift("item_judged", "QueueItem", pk, n_judged, judged)
-        if not is_gold and n_claimed > overlap:
-            overlap_broken.append(Drift("item_overlap", "QueueItem", pk, f"<= {overlap}", n_claimed))
+        room = item_overlap(overlap=overlap, policies=policies.get(item_queue), tags=tags)
+        if not is_gold and n_claimed > room:
+            overlap_broken.append(Drift("item_overlap", "QueueItem", pk, f"<= {room}", n_claimed))
     yield from overlap_broken
+    yield from _tag_share_drift(policies)
 
     assignments = Assignment.objects.all()
     if queue_id is not None:
@@ -117,6 +136,20 @@ def integrity_drift(*, queue_id: int | None = None) -> Iterator[Drift]:
     used = Judgment.objects.values("rubric_id")
     for pk in Rubric.objects.filter(pk__in=used, frozen=False).values_list("pk", flat=True):
         yield Drift("rubric_frozen", "Rubric", pk, "frozen", "editable")
+
+
+def _tag_share_drift(policies: dict[int, Any]) -> Iterator[Drift]:
+    """Raters over a tag's share cap (``labeling.selectors.tag_policies``), per queue with caps."""
+    overlaps = dict(Queue.objects.filter(pk__in=list(policies)).values_list("pk", "overlap"))
+    for pk in sorted(policies):
+        if not capped_tags(policies[pk]):
+            continue
+        work = queue_tag_work(queue_id=pk, overlap=overlaps[pk], policies=policies[pk])
+        for tag, tally in work.tags.items():
+            for rater_id, n in sorted(tally.work.items()):
+                if tally.cap is not None and n > tally.cap:
+                    where = f"{pk} tag {tag!r} rater {rater_id}"
+                    yield Drift("tag_share", "Queue", where, f"<= {tally.cap} of {tally.target}", n)
 
 
 def _comparison_drift() -> Iterator[Drift]:

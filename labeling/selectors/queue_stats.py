@@ -47,15 +47,26 @@ def queue_stats_cache_key(*, queue: Queue, fingerprint: str) -> str:
     return f"queue-stats:{queue.pk}:{fingerprint}"
 
 
+def queue_stats_criteria(queue: Queue) -> list[tuple[str, str]]:
+    """The (key, kind) criteria whose answers the statistics read: those agreement measures, on
+    a pairwise queue; none otherwise."""
+    from labeling.selectors import agreement
+
+    if queue.kind != Queue.Kind.PAIRWISE:
+        return []
+    return [(c.key, str(c.kind)) for c in agreement.measured_criteria(queue)]
+
+
 def queue_stats_compute(*, queue: Queue) -> dict[str, Any]:
     """Progress, throughput, per-rater quality and trust, position bias, rates and agreement,
     computed now from the database."""
     from labeling.selectors import agreement, dashboards, rater_trust
-    from labeling.selectors.stats_facts import judgment_facts
+    from labeling.selectors.stats_facts import stored_judgment_facts
 
-    # One read of the judgments, shared (with the criteria's answers when agreement measures them).
-    criteria = agreement.measured_criteria(queue) if queue.kind == Queue.Kind.PAIRWISE else []
-    facts = judgment_facts(queue=queue, criteria=[(c.key, str(c.kind)) for c in criteria])
+    # One read of the judgments' facts, shared (with the criteria's answers when agreement
+    # measures them): the stored facts plus the judgments not folded in yet, the same arrays as
+    # a full computation (labeling.selectors.stats_facts).
+    facts = stored_judgment_facts(queue=queue, criteria=queue_stats_criteria(queue))
     quality = dashboards.queue_raters(queue=queue, facts=facts)
     return {
         "computed_at": timezone.now(),

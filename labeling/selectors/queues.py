@@ -9,6 +9,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from labeling.models import Assignment, Criterion, Queue, Rubric, User
+from labeling.selectors.tag_policies import ItemOverlap
 from labeling.sql import statements
 from labeling.sql.hydrate import is_bigint
 
@@ -32,16 +33,22 @@ def queue_get_for_rater(*, rater: User, queue_id: Any) -> Queue:
 def current_overlap(*, queue_id: int) -> Subquery:
     """The queue's overlap as the database has it when the statement runs (not as read earlier in
     the request): writes that compare a count with the overlap use this, so an overlap an admin
-    lowered is honoured at once (``queue_update_settings`` locks the items it could overfill)."""
+    lowered is honoured at once (``queue_update_settings`` locks the items it could overfill).
+    In a queue with per-tag policies an item's overlap may be higher: use
+    ``labeling.selectors.tag_policies.ItemOverlap`` there."""
     return Subquery(Queue.objects.filter(pk=queue_id).values("overlap")[:1])
 
 
 def queue_list_for_user(*, user: User) -> QuerySet[Queue]:
-    """Queues the user may work on: members see their active queues; admins and researchers see all."""
+    """Queues the user may work on: members see their active queues (without the ones marked
+    disturbing unless they opted in to those); admins and researchers see all."""
     qs = Queue.objects.select_related("rubric")
     if user.is_admin_role or user.role == User.Role.RESEARCHER:
         return qs.order_by("-priority", "id")
-    return qs.filter(members=user, status=Queue.Status.ACTIVE).order_by("-priority", "id")
+    mine = qs.filter(members=user, status=Queue.Status.ACTIVE)
+    if not user.disturbing_opt_in:
+        mine = mine.exclude(disturbing=True)
+    return mine.order_by("-priority", "id")
 
 
 def queue_stats_for_rater(*, rater: User, queues: list[Queue]) -> dict[int, dict[str, int]]:
@@ -58,8 +65,10 @@ def queue_stats_for_rater(*, rater: User, queues: list[Queue]) -> dict[int, dict
     )
     stats: dict[int, dict[str, int]] = {}
     for queue in queues:
+        # Each item against its own overlap (higher for some tags in a queue with tag policies).
+        room = ItemOverlap.for_queue(queue) if queue.tag_policies else queue.overlap
         available = (
-            queue.items.filter(claimed__lt=queue.overlap).exclude(assignments__rater=rater).count()
+            queue.items.filter(claimed__lt=room).exclude(assignments__rater=rater).count()
             if queue.status == Queue.Status.ACTIVE
             else 0
         )

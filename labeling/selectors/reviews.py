@@ -6,7 +6,9 @@ shown as "Response 1".."Response K"), never in the labels a rater was shown: eac
 re-expressed through its assignment's ``shown_order``. Raters appear under a pseudonym that is
 stable within a queue (a keyed hash), never their name or id.
 
-The review list is computed from the judgments on every read (nothing stored can go stale):
+The review list is computed from the judgments on every read (nothing stored can go stale); a
+pairwise queue's in the database (per item: judgments each way and flags raised, only the items
+that may be contested come back), a ranking queue's row by row:
 - disagreement: for a pair, each judgment's direction (first response better, tie, second
   better); for a ranking, its top group. The item's disagreement is the share of its judgments
   against the most common direction; with at least two judgments and the queue's
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django.db.models import Case, Count, F, IntegerField, Max, Q, Value, When
 from django.utils.crypto import salted_hmac
 
 from comparisons.models import ComparisonCandidate
@@ -29,6 +32,7 @@ from labeling.models import Assignment, Criterion, Judgment, Queue, QueueItem, R
 from labeling.selectors.assignments import LABELS
 from labeling.selectors.content_warnings import CONTENT_WARNING_PREFIX
 from labeling.selectors.quality import comparison_orders, preference_in_positions, ranking_in_positions
+from labeling.selectors.stats_facts import facts_queryset
 
 #: Queue kinds whose items can be reviewed.
 REVIEWABLE_KINDS = (Queue.Kind.PAIRWISE, Queue.Kind.RANKING)
@@ -84,6 +88,16 @@ def queue_review_items(
     whether that reviewer judged it (they may not review it). ``pending``: only unreviewed ones."""
     if queue.kind not in REVIEWABLE_KINDS:
         return []
+    if queue.kind == Queue.Kind.PAIRWISE:
+        by_item = _pair_items_contested(queue, disagreement=queue.review_disagreement is not None)
+    else:
+        by_item = _items_row_by_row(queue)
+    return _review_list(queue, by_item, reviewer=reviewer, pending=pending)
+
+
+def _items_row_by_row(queue: Queue) -> dict[int, dict[str, Any]]:
+    """Per judged item (gold left out): its judgments' directions in stored order and the review
+    flags they raised, read one judgment at a time (any queue kind)."""
     rows = list(
         Judgment.objects.filter(assignment__item__queue=queue, assignment__item__is_gold=False)
         .order_by("assignment__item_id", "id")
@@ -98,8 +112,6 @@ def queue_review_items(
             "rubric_id",
         )
     )
-    if not rows:
-        return []
     flag_keys = _flag_keys({r[7] for r in rows})
     canon = comparison_orders([r[1] for r in rows])
     by_item: dict[int, dict[str, Any]] = {}
@@ -120,6 +132,13 @@ def queue_review_items(
             direction = tuple(groups[0])
         entry["directions"].append(direction)
         entry["flags"] |= set(judgment_review_flags(flags=flags, criteria=criteria, flag_keys=flag_keys))
+    return by_item
+
+
+def _review_list(
+    queue: Queue, by_item: dict[int, dict[str, Any]], *, reviewer: User | None, pending: bool
+) -> list[dict[str, Any]]:
+    """The contested items among ``by_item`` (each with its ``directions`` and raised ``flags``)."""
     reviewed = set(Review.objects.filter(item__queue=queue).values_list("item_id", flat=True))
     own: set[int] = set()
     if reviewer is not None:
@@ -153,6 +172,61 @@ def queue_review_items(
             }
         )
     return found
+
+
+def _pair_items_contested(queue: Queue, *, disagreement: bool = True) -> dict[int, dict[str, Any]]:
+    """``queue_review_items``' per-item evidence for a pairwise queue, aggregated in the database:
+    per item, how many judgments point each way in the stored order and which review flags were
+    raised, only for items that may be contested (flagged, or, with ``disagreement``, not
+    unanimous); the directions come back as a list of the same counts, so the shares are computed
+    as for any queue."""
+    rubric_ids = set(
+        Judgment.objects.filter(assignment__item__queue=queue).values_list("rubric_id", flat=True).distinct()
+    )
+    flag_keys = sorted(_flag_keys(rubric_ids))
+    queryset, _keys = facts_queryset(queue, [(key, Criterion.Kind.FLAG) for key in flag_keys])
+    # The direction in the comparison's stored order: the shown preference's sign, turned over
+    # when the pair was shown swapped.
+    first_better = Q(preference__lt=0, swapped=0) | Q(preference__gt=0, swapped=1)
+    second_better = Q(preference__gt=0, swapped=0) | Q(preference__lt=0, swapped=1)
+    raised = {
+        f"raised_{i}": Max(
+            Case(When(**{f"answer_{i}": 1}, then=Value(1)), default=Value(0), output_field=IntegerField())
+        )
+        for i in range(len(flag_keys))
+    }
+    rows = (
+        queryset.filter(assignment__item__is_gold=False)
+        .values("assignment__item_id", "assignment__item__comparison_id")
+        .annotate(
+            n=Count("id"),
+            first=Count("id", filter=first_better),
+            tie=Count("id", filter=Q(preference=0)),
+            second=Count("id", filter=second_better),
+            **raised,
+        )
+        .order_by("assignment__item_id")
+    )
+    any_raised = Q()
+    for name in raised:
+        any_raised |= Q(**{name: 1})
+    split = Q(n__gte=2) & ~Q(first=F("n")) & ~Q(tie=F("n")) & ~Q(second=F("n"))
+    if disagreement:
+        rows = rows.filter(any_raised | split)
+    elif raised:
+        rows = rows.filter(any_raised)
+    else:
+        return {}
+    by_item: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        directions = [-1] * row["first"] + [0] * row["tie"] + [1] * row["second"]
+        by_item[row["assignment__item_id"]] = {
+            "item": row["assignment__item_id"],
+            "comparison": row["assignment__item__comparison_id"],
+            "directions": directions,
+            "flags": {key for i, key in enumerate(flag_keys) if row[f"raised_{i}"]},
+        }
+    return by_item
 
 
 def review_queue_get(*, reviewer: User, queue_id: Any) -> Queue:

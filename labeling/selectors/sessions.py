@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from comparisons.models import Candidate
 from labeling.errors import id_or_none
-from labeling.models import Queue, Session, Turn, User
+from labeling.models import Queue, Session, SessionTemplate, Turn, User
 from labeling.selectors.assignments import LABELS
 from labeling.selectors.queues import rubric_criteria
+from labeling.selectors.redteam_sessions import session_redteam_payload
 
 
 def session_templates_for_user(*, user: User) -> QuerySet[Queue]:
@@ -99,6 +100,7 @@ def turn_payload(turn: Turn) -> dict[str, Any]:
         "retryable": turn_retryable(turn),
         "alternatives": [],
         "assignment": None,
+        "label": None,
     }
     assignment = turn.assignment
     if turn.status == Turn.Status.READY and assignment is not None:
@@ -111,12 +113,20 @@ def turn_payload(turn: Turn) -> dict[str, Any]:
 
 
 def session_payload(session: Session) -> dict[str, Any]:
-    """A session with its branch, its template's settings a trainer needs, and its rubric."""
+    """A session with its branch, its template's settings a trainer needs, and its rubric; a
+    red-team session adds its target, category, verdict and attacks, and each turn's ``label``."""
     template = session.queue.template
     rubric = session.queue.rubric
     branch = session_branch(session=session)
     said = sum(t.role == Turn.Role.USER for t in branch)
     last = branch[-1] if branch else None
+    turns = [turn_payload(t) for t in branch]
+    redteam: dict[str, Any] = {}
+    if template.mode == SessionTemplate.Mode.REDTEAM:
+        redteam = session_redteam_payload(session, branch)
+        for turn in turns:
+            turn["label"] = redteam["labels"].get(turn["id"])
+        del redteam["labels"]
     return {
         "id": session.pk,
         "queue": session.queue_id,
@@ -145,7 +155,8 @@ def session_payload(session: Session) -> dict[str, Any]:
                 for c in rubric_criteria(rubric)
             ],
         },
-        "turns": [turn_payload(t) for t in branch],
+        "turns": turns,
+        **redteam,
     }
 
 

@@ -11,6 +11,8 @@ as a small integer read from the JSON in the database (``answer_columns``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from django.db.models import (
     IntegerField,
     Q,
     QuerySet,
+    Sum,
     TextField,
     Value,
     When,
@@ -145,7 +148,7 @@ def _numbers(queryset: QuerySet[Any], width: int) -> np.ndarray:
     return np.fromstring(text, sep=" ").reshape(-1, width) if text.strip() else np.zeros((0, width))
 
 
-def _flagged(flag: str) -> Q:
+def flagged(flag: str) -> Q:
     """The judgment's flags name ``flag`` (JSON containment where the database has it, else the
     quoted name in the list's text: flags are slugs)."""
     if connection.features.supports_json_field_contains:
@@ -166,16 +169,16 @@ def answer_columns(criteria: list[tuple[str, str]]) -> dict[str, Any]:
             columns[f"{key}:B"] = _JsonAt("criteria", [key, "B"], "integer")
         elif kind == "flag":
             columns[key] = Case(
-                When(_flagged(key), then=Value(1)),
+                When(flagged(key), then=Value(1)),
                 default=_JsonAt("criteria", [key], "boolean"),
                 output_field=IntegerField(),
             )
     return columns
 
 
-def judgment_facts(*, queue: Queue, criteria: list[tuple[str, str]] | None = None) -> JudgmentFacts:
-    """The queue's judgments as arrays, in one query (with the answers to ``criteria``, (key,
-    kind) pairs, when given)."""
+def facts_queryset(queue: Queue, criteria: list[tuple[str, str]] | None) -> tuple[QuerySet[Any], list[str]]:
+    """The queue's judgments annotated with every fact (``FIELDS``, then the answers to
+    ``criteria`` as ``answer_0``, ``answer_1``, ...), and the answers' keys in that order."""
     first = "assignment__item__comparison__members"
     shown_as_a = Cast(KeyTextTransform("0", "assignment__shown_order"), BigIntegerField())
     extra = answer_columns(criteria or [])
@@ -195,25 +198,197 @@ def judgment_facts(*, queue: Queue, criteria: list[tuple[str, str]] | None = Non
             flags_text=Cast("flags", TextField()),
         )
         .annotate(
-            both_bad=Case(When(_flagged("both_bad"), then=Value(1)), default=Value(0)),
+            both_bad=Case(When(flagged("both_bad"), then=Value(1)), default=Value(0)),
             **{name: extra[key] for name, key in names.items()},
         )
         .order_by()
     )
-    fields = FIELDS + list(names)
-    table = _numbers(queryset.values_list(*fields), len(fields))
-    ids, rater, item, gold, active, preference, swapped, created, both_bad = table[:, : len(FIELDS)].T
+    return queryset, list(names.values())
+
+
+def _facts_from(
+    columns: list[np.ndarray], keys: list[str], *, criteria: bool, gold: np.ndarray | None = None
+) -> JudgmentFacts:
+    """``JudgmentFacts`` from the columns ``FIELDS`` then one per answer key, in judgment id
+    order (sorted here unless they already are: the raters' "first judgment" order is then the
+    same however the rows came); ``gold`` (the gold items' ids) replaces the gold column."""
+    ids = columns[0]
+    if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+        order = np.argsort(ids, kind="stable")
+        columns = [column[order] for column in columns]
+    ids, rater, item, gold_column, active, preference, swapped, created, both_bad = columns[: len(FIELDS)]
     return JudgmentFacts(
         ids=ids.astype(np.int64),
         rater=rater.astype(np.int64),
         item=item.astype(np.int64),
-        gold=gold.astype(bool),
+        gold=(gold_column if gold is None else np.isin(item, gold)).astype(bool),
         active=active,
         preference=preference,
         swapped=swapped,
         created=created,
         both_bad=both_bad.astype(bool),
-        answers={key: table[:, len(FIELDS) + i] for i, key in enumerate(names.values())}
-        if criteria
-        else None,
+        answers={key: columns[len(FIELDS) + i] for i, key in enumerate(keys)} if criteria else None,
     )
+
+
+def judgment_facts(
+    *, queue: Queue, criteria: list[tuple[str, str]] | None = None, unfolded_after: int | None = None
+) -> JudgmentFacts:
+    """The queue's judgments as arrays, computed from the judgments in one query (with the
+    answers to ``criteria``, (key, kind) pairs, when given); with ``unfolded_after``, only those
+    with a greater id that have no stored fact yet."""
+    queryset, keys = facts_queryset(queue, criteria)
+    if unfolded_after is not None:
+        queryset = queryset.filter(pk__gt=unfolded_after, fact__isnull=True)
+    fields = FIELDS + [f"answer_{i}" for i in range(len(keys))]
+    table = _numbers(queryset.values_list(*fields), len(fields))
+    return _facts_from(list(table.T), keys, criteria=bool(criteria))
+
+
+def fact_answer_keys(criteria: list[tuple[str, str]]) -> list[str]:
+    """The answer columns ``criteria`` give, in the order facts store them."""
+    return list(answer_columns(criteria))
+
+
+#: The stored facts' columns, in ``FIELDS``' order (gold comes from the items, not the facts),
+#: each a float8 with NaN for NULL; then ``answers``' numbers, one column each.
+STORED = ["judgment_id", "rater_id", "item_id", "0", "active", "preference", "swapped", "created"]
+STORED += ["CASE WHEN both_bad THEN 1 ELSE 0 END"]
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """On PostgreSQL, outside a transaction: the reads inside see one snapshot (REPEATABLE READ,
+    read only), so a fold or a submit committing meanwhile is wholly seen or wholly not."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def stored_judgment_facts(*, queue: Queue, criteria: list[tuple[str, str]] | None = None) -> JudgmentFacts:
+    """``judgment_facts(queue=queue, criteria=criteria)``, the same arrays, read from the stored
+    facts; see ``_stored_judgment_facts`` (the reads share one snapshot where they can)."""
+    with _one_snapshot():
+        return _stored_judgment_facts(queue=queue, criteria=criteria)
+
+
+def _stored_judgment_facts(*, queue: Queue, criteria: list[tuple[str, str]] | None = None) -> JudgmentFacts:
+    """``judgment_facts(queue=queue, criteria=criteria)``, the same arrays, read from the stored
+    facts (their packed chunks, ``JudgmentFactChunk``: a few values, no joins) plus the judgments
+    not folded in yet (those after the queue's ``folded_through``, computed as ``judgment_facts``
+    does).
+
+    When the queue has fewer facts than its chunks hold (an undo deleted a judgment since), the
+    chunks' rows are kept only where the fact still exists. Falls back to the full computation
+    when the facts cannot be trusted to be complete: the queue was never folded, its facts carry
+    other criteria's answers, or the stored and new judgments together are not as many as the
+    items' ``judged`` counters say (a judgment committed after a fold passed its id, or counters
+    that drifted)."""
+    from labeling.models import JudgmentFact, JudgmentFactsState
+
+    keys = fact_answer_keys(criteria or [])
+    state = JudgmentFactsState.objects.filter(queue=queue).first()
+    if state is None or state.answer_keys != keys:
+        return judgment_facts(queue=queue, criteria=criteria)
+    width = len(STORED) + len(keys)
+    table, packed = unpacked_chunks(queue.pk, width)
+    facts = JudgmentFact.objects.filter(queue=queue).count()
+    if facts != packed:
+        present = stored_fact_columns(queue.pk, 0, ids_only=True)[0]
+        table = table[np.isin(table[:, 0], present)]
+        if len(table) != facts:  # facts outside every chunk: read the rows themselves
+            table = np.column_stack(stored_fact_columns(queue.pk, len(keys))) if facts else table
+    stored = list(table.T)
+    # Above the watermark, judgments folded already (made under SETTLE_SECONDS before the fold)
+    # are in the chunks: only those without a fact are added.
+    tail = judgment_facts(queue=queue, criteria=criteria, unfolded_after=state.folded_through)
+    judged = queue.items.aggregate(n=Sum("judged"))["n"] or 0
+    if len(table) + len(tail.ids) != judged:
+        return judgment_facts(queue=queue, criteria=criteria)
+    if len(tail.ids):
+        more = [tail.ids, tail.rater, tail.item, tail.gold, tail.active, tail.preference, tail.swapped]
+        more += [tail.created, tail.both_bad] + [(tail.answers or {})[key] for key in keys]
+        stored = [np.concatenate([old, new.astype(float)]) for old, new in zip(stored, more, strict=True)]
+    gold = np.array(queue.items.filter(is_gold=True).values_list("pk", flat=True), dtype=np.int64)
+    return _facts_from(stored, keys, criteria=bool(criteria), gold=gold)
+
+
+def _binary_rows(cursor: Any, sql: str, params: list[Any]) -> list[Any]:
+    """The rows of ``sql`` through psycopg's own cursor, in binary (bytea as it is, not as hex
+    text) unless it binds on the client (behind a transaction-mode pooler), which cannot."""
+    import psycopg  # PostgreSQL only
+
+    raw = cursor.cursor
+    raw.execute(sql, params, binary=not isinstance(raw, psycopg.ClientCursor))
+    return list(raw.fetchall())
+
+
+#: How a chunk packs its numbers (``JudgmentFactChunk.data``).
+PACKED = np.dtype("<f8")
+
+
+def pack_facts(columns: list[np.ndarray]) -> bytes:
+    """Columns of equal length as a chunk's ``data``: row after row, little-endian float64."""
+    return np.column_stack(columns).astype(PACKED).tobytes() if len(columns[0]) else b""
+
+
+def unpacked_chunks(queue_id: int, width: int) -> tuple[np.ndarray, int]:
+    """The queue's chunks, unpacked into one rows x ``width`` table (in chunk order), and how many
+    rows they hold. PostgreSQL sends the values in binary (no hex text to decode)."""
+    sql = "SELECT rows, data FROM labeling_judgmentfactchunk WHERE queue_id = %s ORDER BY number"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            found = _binary_rows(cursor, sql, [queue_id])
+        else:
+            cursor.execute(sql, [queue_id])
+            found = cursor.fetchall()
+    parts = [np.frombuffer(bytes(data), PACKED).reshape(int(rows), width) for rows, data in found if rows]
+    table = np.concatenate(parts) if parts else np.zeros((0, width))
+    return table, len(table)
+
+
+#: One float8 of an ``array_send`` array: its length (always 8: NULLs are NaN) and its value.
+_SENT_FLOAT8 = np.dtype([("length", ">i4"), ("value", ">f8")])
+#: ``array_send``'s header for a one-dimensional array: dimensions, flags, element type, size,
+#: lower bound.
+_SENT_HEADER = 20
+
+
+def stored_fact_columns(
+    queue_id: int, answers: int, *, chunk: int | None = None, ids_only: bool = False
+) -> list[np.ndarray]:
+    """The queue's stored fact rows (those of fold ``chunk`` when given) as float columns
+    (``STORED``, then ``answers`` answer columns; only the judgment ids with ``ids_only``), by
+    judgment id. PostgreSQL sends each column as one binary array (``array_send`` of a float8
+    ``array_agg``): a million rows cost a few values, not a million messages."""
+    columns = (
+        STORED[:1] if ids_only else STORED + [f"split_part(answers, ' ', {i + 1})" for i in range(answers)]
+    )
+    where, params = "queue_id = %s", [queue_id]
+    if chunk is not None:
+        where, params = where + " AND chunk = %s", [queue_id, chunk]
+    # Constant column expressions; the queue and chunk are parameters.
+    rows = f"SELECT * FROM labeling_judgmentfact WHERE {where} ORDER BY judgment_id"  # noqa: S608
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"array_send(array_agg(COALESCE(({c})::float8, 'NaN')))" for c in columns)
+        with connection.cursor() as cursor:
+            found = _binary_rows(cursor, f"SELECT {arrays} FROM ({rows}) AS facts", params)  # noqa: S608
+        sent = found[0] if found else None
+        if sent is None or sent[0] is None:
+            return [np.zeros(0) for _ in columns]
+        return [
+            np.frombuffer(bytes(b), _SENT_FLOAT8, offset=_SENT_HEADER)["value"].astype(float) for b in sent
+        ]
+    plain = STORED[:1] if ids_only else STORED + ["answers"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(plain)} FROM ({rows}) AS facts", params)  # noqa: S608
+        fetched = cursor.fetchall()
+    if not fetched:
+        return [np.zeros(0) for _ in columns]
+    if ids_only:
+        return [np.array([row[0] for row in fetched], dtype=float)]
+    table = [[*row[:-1], *(float(x) for x in row[-1].split())] for row in fetched]
+    return list(np.array(table, dtype=float).reshape(-1, len(columns)).T)

@@ -27,6 +27,7 @@ from comparisons.models import Candidate, ComparisonCandidate
 from labeling.errors import Conflict
 from labeling.models import Assignment, Judgment, Queue, QueueItem, User
 from labeling.selectors.queues import current_overlap
+from labeling.selectors.tag_policies import ItemOverlap, queue_item_overlap, rater_tags_at_cap
 from labeling.sql import statements
 from labeling.sql.hydrate import insert_values, mark_saved
 
@@ -118,10 +119,17 @@ def assignment_submit(*, judgment: Judgment, queue: Queue, now: datetime) -> Jud
         return Judgment.objects.get(assignment=locked)
     if locked.status == Assignment.Status.SKIPPED:
         raise Conflict("You skipped this item; it can no longer be judged.")
-    # EXPIRED: the lease was released; take a slot again if one is free.
-    if not QueueItem.objects.filter(pk=locked.item_id, claimed__lt=current_overlap(queue_id=queue.pk)).update(
-        claimed=F("claimed") + 1
-    ):
+    # EXPIRED: the lease was released; take a slot again if one is free (and, on a sensitive
+    # topic, if the rater's share of it leaves room: labeling.selectors.tag_policies).
+    if queue.tag_policies:
+        at_cap = set(rater_tags_at_cap(rater=locked.rater, queue=queue))
+        tags = QueueItem.objects.filter(pk=locked.item_id).values_list("comparison__prompt__tags", flat=True)
+        if at_cap.intersection(tags.first() or []):
+            raise Conflict(
+                "Your lease on this item expired, and you have since judged your share of its topic."
+            )
+    room = ItemOverlap.for_queue(queue) if queue.tag_policies else current_overlap(queue_id=queue.pk)
+    if not QueueItem.objects.filter(pk=locked.item_id, claimed__lt=room).update(claimed=F("claimed") + 1):
         raise Conflict("Your lease on this item expired and it has since been judged by enough raters.")
     Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED, updated_at=now)
     _judgment_insert(judgment)
@@ -245,7 +253,7 @@ def assignment_reopen_last(
             raise Conflict("That judgment was already reopened.")
         if locked.expires_at <= now:
             raise Conflict("Too late to undo: the lease on your last item has run out.")
-        if item.retired or item.claimed > queue.overlap:
+        if item.retired or item.claimed > queue_item_overlap(queue=queue, item=item):
             raise Conflict("Too late to undo: your last item is closed.")
         judgment = Judgment.objects.get(assignment=locked)
         previous = {

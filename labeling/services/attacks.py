@@ -90,11 +90,13 @@ def attack_create(
     description: str = "",
     ideal_reply: str = "",
     feedback: dict[str, Any] | None = None,
+    prescreen_floor: float = 0.0,
 ) -> Attack:
     """Put one attack into ``queue`` (a queue of kind ``redteam``) for review, pending.
 
     ``outcome`` is the claim (kept as ``claimed_outcome``); the pre-screen (``labeling.refusal``)
-    scores the reply so likely successes are reviewed first. Nothing is written on a bad argument.
+    scores the reply so likely successes are reviewed first; ``prescreen_floor`` raises that score
+    (an import puts what users reported first). Nothing is written on a bad argument.
     """
     if queue.kind != Queue.Kind.REDTEAM:
         raise ApplicationError(f"queue: '{queue.name}' is not a red-team review queue", field="queue")
@@ -125,7 +127,7 @@ def attack_create(
             description=description,
             ideal_reply=ideal_reply,
             feedback=feedback or {},
-            prescreen=refusal_score(reply.text if reply is not None else ""),
+            prescreen=max(prescreen_floor, refusal_score(reply.text if reply is not None else "")),
             **labels,
         )
         audit_record(

@@ -97,8 +97,9 @@ def on_access_attempt_deleted(sender: Any, instance: Any, **kwargs: Any) -> None
 
 
 def on_log_entry_saved(sender: Any, instance: LogEntry, created: bool, **kwargs: Any) -> None:
-    """Mirror one Django admin history entry (Django writes single entries with ``save()``)."""
-    if not created:
+    """Mirror one Django admin history entry (Django writes single entries with ``save()``). Not
+    for a raw save (``load_preferences``, ``loaddata``): a restored entry's event is restored too."""
+    if not created or kwargs.get("raw"):
         return
     content_type = instance.content_type
     audit_record(

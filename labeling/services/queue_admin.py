@@ -22,6 +22,7 @@ from labeling.audit import audit_changes, audit_record
 from labeling.errors import ApplicationError, Conflict, column_check
 from labeling.models import ContentCategory, Queue, QueueItem, User
 from labeling.selectors.queue_admin import queue_overlap_floor
+from labeling.services.tag_policies import queue_tag_policies_check_change, queue_tag_policies_clean
 
 #: (from, to) moves of ``Queue.status``; asking for the status a queue already has changes nothing.
 STATUS_MOVES = {
@@ -44,6 +45,10 @@ QUEUE_EDITABLE_SETTINGS = (
     "gold_min_accuracy",
     "gold_min_items",
     "review_disagreement",
+    "disturbing",
+    "daily_cap",
+    "break_after",
+    "tag_policies",
 )
 
 MAX_OVERLAP = 50
@@ -93,6 +98,15 @@ def queue_update_settings(*, queue: Queue, **changes: Any) -> Queue:
     - ``gold_min_accuracy`` (0..1 or None: off) and ``gold_min_items`` (at least 1) apply from the
       rater's next gold answer (``labeling.services.pauses``); ``review_disagreement`` (0..1 or
       None: only flagged items) applies to the review list at once.
+    - ``disturbing`` (true: only raters who opted in are sent here), ``daily_cap`` (items per rater
+      per UTC day, at least 1, or None: no cap) and ``break_after`` (offer a break after this many
+      items in a row, at least 1, or None: never) apply to the next claim
+      (``labeling.services.wellbeing``).
+    - ``tag_policies`` (sensitive topics, checked by ``queue_tag_policies_clean`` against the
+      queue's new overlap) replaces the policies whole. A tag's overlap may shrink, and a share
+      may drop, only as far as the work already done allows (``queue_tag_policies_check_change``,
+      which locks the items concerned as for ``overlap``); claims that start after the change
+      follow it.
 
     Each value is checked by ``queue_setting_clean``.
     """
@@ -102,11 +116,18 @@ def queue_update_settings(*, queue: Queue, **changes: Any) -> Queue:
             f"{unknown[0]}: cannot be changed here (changeable: {', '.join(QUEUE_EDITABLE_SETTINGS)})",
             field=unknown[0],
         )
-    clean = {key: queue_setting_clean(key, value) for key, value in changes.items()}
-    if not clean:
+    clean = {key: queue_setting_clean(key, value) for key, value in changes.items() if key != "tag_policies"}
+    if not changes:
         return queue
     with transaction.atomic():
         locked = Queue.objects.select_for_update().get(pk=queue.pk)
+        if "tag_policies" in changes:
+            new_overlap = clean.get("overlap", locked.overlap)
+            clean["tag_policies"] = queue_tag_policies_clean(changes["tag_policies"], overlap=new_overlap)
+            if clean["tag_policies"] != locked.tag_policies:
+                queue_tag_policies_check_change(
+                    queue=locked, overlap=new_overlap, policies=clean["tag_policies"]
+                )
         overlap = clean.get("overlap")
         if overlap is not None and overlap < locked.overlap:
             # Lock the items a claim could take past the new overlap, then read the highest count.
@@ -139,6 +160,9 @@ SETTING_BOUNDS: dict[str, tuple[int | None, int | None]] = {
     "max_open_leases": (1, MAX_OPEN_LEASES),
     "priority": (None, None),
     "gold_min_items": (1, None),
+    # Wellbeing: None is off (both columns are nullable).
+    "daily_cap": (1, None),
+    "break_after": (1, None),
 }
 #: Shares 0..1, or None (off): the gold auto-pause and the review threshold.
 FRACTION_SETTINGS = ("gold_min_accuracy", "review_disagreement")
@@ -159,6 +183,8 @@ def queue_setting_clean(key: str, value: Any) -> Any:
         return column_check(field, value, low=low, high=high)
     if key in FRACTION_SETTINGS:
         return column_check(field, value, low=0, high=1)
+    if key == "disturbing":
+        return column_check(field, value)
     if not isinstance(value, str):
         raise ApplicationError(f"{key}: must be text", field=key)
     value = column_check(field, value.strip())

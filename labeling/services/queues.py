@@ -15,7 +15,7 @@ itself is computed by ``labeling.services.interleave``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from labeling.models import Queue, QueueItem, Rubric, User
 from labeling.services.adaptive import queue_reprioritize
 from labeling.services.interleave import interleave_plan
 from labeling.services.queue_admin import queue_setting_clean
+from labeling.services.tag_policies import queue_tag_policies_clean
 
 # --------------------------------------------------------------------------------- queues
 
@@ -48,6 +49,7 @@ QUEUE_SETTINGS = (
     "gold_rate",
     "skip_policy",
     "max_open_leases",
+    "tag_policies",
 )
 #: How ``queue_create`` and ``queue_add_prompts`` build items, stored on the queue so that prompts
 #: added later are built the same way: ``dedupe`` (``exact``, ``similar`` or ``off``),
@@ -103,6 +105,7 @@ def queue_create_with_items(
     similarity: float | None = None,
     interleave: bool = True,
     allow_empty: bool = False,
+    tag_policies: Mapping[str, Any] | None = None,
 ) -> QueueCreated:
     """Create a queue and its items from the prompts' candidates, all or nothing.
 
@@ -110,7 +113,8 @@ def queue_create_with_items(
     ``interleave``); the result says how many were added and what dedupe left out. A pairwise
     queue compares 2 responses, a ranking queue ``size`` 3..9 (default 4). Every setting is
     checked against its column (``labeling.errors.column_check``) and the rules of
-    ``queue_setting_clean``. Raises ApplicationError naming the field of a bad setting, and
+    ``queue_setting_clean``; ``tag_policies`` (sensitive topics) by ``queue_tag_policies_clean``.
+    Raises ApplicationError naming the field of a bad setting, and
     naming ``prompts`` when no item could be built from them; nothing is written then.
     ``allow_empty`` is for the demo only, whose queue may come before its prompts have two
     responses each (``manage.py demo --samples 1``) and gets its pairs on a later run.
@@ -150,6 +154,7 @@ def queue_create_with_items(
             f"skip_policy: must be one of {', '.join(Queue.SkipPolicy.values)}", field="skip_policy"
         )
     gold_rate = column_check(Queue._meta.get_field("gold_rate"), gold_rate, low=0.0, high=1.0)
+    tag_policies = queue_tag_policies_clean(tag_policies, overlap=overlap)
     qualification_min_items = column_check(
         Queue._meta.get_field("qualification_min_items"), qualification_min_items, low=1
     )
@@ -178,6 +183,7 @@ def queue_create_with_items(
             dedupe=dedupe,
             similarity=similarity,
             interleave=interleave,
+            tag_policies=tag_policies,
         )
         queue.members.add(*members)
         audit_record(

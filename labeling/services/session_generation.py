@@ -22,6 +22,7 @@ from labeling.models import Session, Turn
 from labeling.services import sessions
 from labeling.services.sessions import turn_alternatives_store, turn_fail, turns_claim
 from model_runner.backends.base import BackendError
+from model_runner.models import Generator
 from model_runner.services.interactive import SampleRequest, generation_samples_make
 
 #: Candidates of one assistant turn take sample indices turn.pk * SAMPLE_STRIDE + j (j < K <= 9),
@@ -41,7 +42,7 @@ def turns_generate(*, turn_id: int, gather: bool = True) -> int:
     """Make the alternatives of this turn (and of the template's other waiting turns); returns how
     many turns were answered. A turn already taken or settled returns 0. Alternative ``j`` of a
     turn comes from the template's ``j % n``-th generator (by id), so K alternatives spread over
-    several models. A model that cannot load, or fails the batch, fails its turns with the reason
+    several models; a red-team session's turns come from its target alone. A model that cannot load, or fails the batch, fails its turns with the reason
     (the trainer may retry); a prompt the model refuses fails that turn only. ``gather``: first wait
     for the template's other talking trainers (``_gather``); pointless when run inside a request."""
     if gather:
@@ -58,10 +59,7 @@ def turns_generate(*, turn_id: int, gather: bool = True) -> int:
     generation_ms = 0
     for g, generator in enumerate(generators):
         requests = [
-            SampleRequest(
-                prompt=t.prompt,
-                sample_indices=[i for j, i in enumerate(slots[t.pk]) if j % len(generators) == g],
-            )
+            SampleRequest(prompt=t.prompt, sample_indices=_indices_of(t, slots[t.pk], generators, g))
             for t in turns
             if t.prompt is not None
         ]
@@ -97,6 +95,15 @@ def turns_generate(*, turn_id: int, gather: bool = True) -> int:
         turn_alternatives_store(turn=t, candidates=candidates, generation_ms=generation_ms)
         answered += 1
     return answered
+
+
+def _indices_of(turn: Turn, slots: list[int], generators: list[Generator], g: int) -> list[int]:
+    """The sample indices of ``turn`` that generator ``g`` makes: every one for a red-team
+    session's target (the only model it talks to), else alternative ``j`` when ``j % n == g``."""
+    target = turn.session.target_id
+    if target is not None:
+        return slots if generators[g].pk == target else []
+    return [i for j, i in enumerate(slots) if j % len(generators) == g]
 
 
 def _gather(turn_id: int) -> None:

@@ -21,7 +21,7 @@ def session_template_create(
     name: str,
     rubric: Rubric,
     generators: Sequence[Generator],
-    alternatives: int = 4,
+    alternatives: int | None = None,
     max_turns: int = 10,
     system_prompt: str = "",
     sampling: dict[str, Any] | None = None,
@@ -32,9 +32,16 @@ def session_template_create(
     overlap: int = 1,
     priority: int = 0,
     lease_seconds: int | None = None,
+    review_queue: Queue | None = None,
 ) -> Queue:
     """A conversation queue and its template, all or nothing. ``seeds`` are openings sessions
-    start from (each by at most ``overlap`` trainers); without them the trainer writes the opening."""
+    start from (each by at most ``overlap`` trainers); without them the trainer writes the opening.
+
+    ``alternatives`` defaults to 4 for chat and 1 for red-team templates. A red-team template's
+    queue is marked disturbing, and its claimed successes go to ``review_queue`` (a queue of kind
+    ``redteam``), or else to a new one named "<name> review" (same rubric, disturbing)."""
+    if alternatives is None:
+        alternatives = 1 if mode == SessionTemplate.Mode.REDTEAM else 4
     if Queue.objects.filter(name=name).exists():
         raise Conflict(f'name: a queue named "{name}" exists', field="name")
     column_check(Queue._meta.get_field("name"), name, name="name")
@@ -62,8 +69,29 @@ def session_template_create(
         sampling = sampling_validate(sampling)
     except SamplingError as exc:
         raise ApplicationError(f"sampling.{exc}", field="sampling")
+    redteam = mode == SessionTemplate.Mode.REDTEAM
+    if review_queue is not None and not redteam:
+        raise ApplicationError("review_queue: only a red-team template has one", field="review_queue")
+    if review_queue is not None and review_queue.kind != Queue.Kind.REDTEAM:
+        raise ApplicationError(
+            f"review_queue: '{review_queue.name}' is not a queue of kind redteam", field="review_queue"
+        )
+    review_name = f"{name} review"
+    if redteam and review_queue is None:
+        if Queue.objects.filter(name=review_name).exists():
+            raise Conflict(
+                f'review_queue: a queue named "{review_name}" exists; name it as the review queue '
+                "or pick another name",
+                field="review_queue",
+            )
+        column_check(Queue._meta.get_field("name"), review_name, name="name")
     seed_prompts = list(dict.fromkeys(seeds))
     with transaction.atomic():
+        if redteam and review_queue is None:
+            review_queue = Queue.objects.create(
+                name=review_name, kind=Queue.Kind.REDTEAM, rubric=rubric, disturbing=True
+            )
+            audit_record(action="queue.create", target=review_queue, changes={"kind": Queue.Kind.REDTEAM})
         queue = Queue.objects.create(
             name=name,
             kind=Queue.Kind.CONVERSATION,
@@ -72,6 +100,7 @@ def session_template_create(
             priority=priority,
             guidelines=guidelines,
             lease_seconds=lease_seconds or Queue._meta.get_field("lease_seconds").get_default(),
+            disturbing=redteam,
         )
         template = SessionTemplate.objects.create(
             queue=queue,
@@ -80,6 +109,7 @@ def session_template_create(
             max_turns=max_turns,
             system_prompt=system_prompt,
             sampling=sampling,
+            review_queue=review_queue,
         )
         template.generators.set(generators)
         queue.members.add(*members)

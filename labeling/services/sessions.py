@@ -40,6 +40,7 @@ from labeling.models import (
 from labeling.selectors.assignments import LABELS
 from labeling.selectors.sessions import session_messages
 from labeling.services.assignments import assignment_lease, assignment_skip
+from labeling.services.redteam_access import session_finish_check, session_start_check
 from model_runner.models import Generator
 
 #: The generator a trainer's own replies are stored under (a demonstration, or a better reply).
@@ -61,16 +62,20 @@ def _enqueue(turn_ids: Iterable[int], delays: Mapping[int, float] | None = None)
 # ---------------------------------------------------------------------------------- sessions
 
 
-def session_start(*, trainer: User, queue: Queue) -> Session:
+def session_start(
+    *, trainer: User, queue: Queue, target: Generator | None = None, category: str = ""
+) -> Session:
     """Open a session of this template for the trainer (a member). A template with seeds starts
     each session from one the trainer has not used and that has room (fewer sessions than the
-    queue's overlap), locked so two trainers never take its last place; none left is a Conflict."""
+    queue's overlap), locked so two trainers never take its last place; none left is a Conflict.
+    A red-team session needs the opt-in, a ``target`` and a ``category`` (``session_start_check``)."""
     if queue.kind != Queue.Kind.CONVERSATION:
         raise ApplicationError("queue: not a conversation queue", field="queue")
     if queue.status != Queue.Status.ACTIVE:
         raise Conflict(f"The queue '{queue.name}' is {queue.status}: it starts no sessions.")
     if not queue.members.filter(pk=trainer.pk).exists():
         raise ApplicationError("No such queue.", status_code=404)
+    redteam = session_start_check(trainer=trainer, queue=queue, target=target, category=category)
     with transaction.atomic():
         seed = None
         if SessionSeed.objects.filter(queue=queue).exists():
@@ -86,7 +91,7 @@ def session_start(*, trainer: User, queue: Queue) -> Session:
                     "Every opening of this queue has its sessions: there is nothing left to start."
                 )
             SessionSeed.objects.filter(pk=seed.pk).update(started=F("started") + 1)
-        session = Session.objects.create(queue=queue, trainer=trainer, seed=seed)
+        session = Session.objects.create(queue=queue, trainer=trainer, seed=seed, **redteam)
         if seed is not None:
             _seed_turns(session, seed.prompt)
     return session
@@ -181,6 +186,7 @@ def session_finish(*, session: Session) -> Session:
         locked = Session.objects.select_for_update().get(pk=session.pk)
         if locked.status == Session.Status.FINISHED:
             return locked
+        session_finish_check(locked)
         locked.status = Session.Status.FINISHED
         locked.finished_at = timezone.now()
         locked.save(update_fields=["status", "finished_at", "updated_at"])
@@ -253,11 +259,12 @@ def turn_write_reply(*, turn: Turn, text: str) -> Turn:
         )
         if locked.assignment is not None and locked.status == Status.READY:
             assignment_skip(assignment=locked.assignment, reason="the trainer wrote the reply")
-        _keep(locked, candidate, by_trainer=True)
+        turn_keep(locked, candidate, by_trainer=True)
     return locked
 
 
-def _keep(turn: Turn, candidate: Candidate, *, by_trainer: bool) -> None:
+def turn_keep(turn: Turn, candidate: Candidate, *, by_trainer: bool) -> None:
+    """-> DONE with this reply, on a turn the caller locked (a red-teamer's labelled one, too)."""
     turn.chosen = candidate
     turn.text = candidate.text
     turn.by_trainer = by_trainer
@@ -274,11 +281,11 @@ def turn_keep_ranked(*, assignment: Assignment, judgment: Judgment, rewrite: Can
         return
     _active(turn.session)
     if rewrite is not None:
-        _keep(turn, rewrite, by_trainer=True)
+        turn_keep(turn, rewrite, by_trainer=True)
         return
     best = (judgment.ranking or [[LABELS[0]]])[0][0]
     candidate = Candidate.objects.get(pk=assignment.shown_order[LABELS.index(best)])
-    _keep(turn, candidate, by_trainer=False)
+    turn_keep(turn, candidate, by_trainer=False)
 
 
 def turn_retry(*, turn: Turn, now: datetime | None = None) -> Turn:
@@ -371,7 +378,7 @@ def turn_alternatives_store(*, turn: Turn, candidates: Sequence[Candidate], gene
         comparison = comparison_build_for_candidates(prompt=locked.prompt, candidates=list(candidates))
         if comparison is None:
             locked.save(update_fields=["generation_ms", "ready_at"])
-            _keep(locked, candidates[0], by_trainer=False)
+            turn_keep(locked, candidates[0], by_trainer=False)
             return locked
         queue = locked.session.queue
         item, _ = QueueItem.objects.get_or_create(queue=queue, comparison=comparison)

@@ -10,64 +10,15 @@ start with ``pg_`` are PostgreSQL-only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Model
 
 from comparisons.models import Comparison, Prompt
 from labeling.models import ApiKey, Assignment, Judgment, Queue, QueueItem, RaterQueuePause, Rubric
-from labeling.sql.hydrate import column, hydrate_row, insert_columns, quote, run, select_list, table
-
-
-class Statement:
-    """A hand-written statement: rendered once per vendor, run with named parameters.
-
-    ``hydrates`` lists the models whose columns open its select list, in order: ``instances``
-    turns its first row into one instance of each.
-    """
-
-    def __init__(
-        self, render: Callable[[], str], *, hydrates: tuple[type[Model], ...] = (), postgresql_only: bool
-    ) -> None:
-        self.name = render.__name__
-        self.__doc__ = render.__doc__
-        self.render = render
-        self.hydrates = hydrates
-        self.postgresql_only = postgresql_only
-        self._sql: dict[str, str] = {}
-
-    def __repr__(self) -> str:
-        return f"<Statement {self.name}>"
-
-    def sql(self) -> str:
-        vendor = connection.vendor
-        sql = self._sql.get(vendor)
-        if sql is None:
-            if self.postgresql_only and vendor != "postgresql":
-                raise RuntimeError(f"{self.name} is PostgreSQL-only (this database is {vendor})")
-            sql = self._sql[vendor] = self.render()
-        return sql
-
-    def row(self, **params: Any) -> tuple[Any, ...] | None:
-        """Run it; its first row (or None)."""
-        return run(self.sql(), params)
-
-    def instances(self, **params: Any) -> list[Any] | None:
-        """Run it; its first row as one instance of each ``hydrates`` model (or None)."""
-        found = run(self.sql(), params)
-        return None if found is None else hydrate_row(found, self.hydrates)
-
-
-def statement(
-    *, hydrates: tuple[type[Model], ...] = (), postgresql_only: bool = False
-) -> Callable[[Callable[[], str]], Statement]:
-    def wrap(render: Callable[[], str]) -> Statement:
-        return Statement(render, hydrates=hydrates, postgresql_only=postgresql_only)
-
-    return wrap
+from labeling.sql.hydrate import column, insert_columns, quote, select_list, table
+from labeling.sql.statement import Statement, statement
+from labeling.sql.tag_statements import claim_pick_item_by_tag, claim_tag_work, queue_tag_targets
 
 
 def _is_postgresql() -> bool:
@@ -204,7 +155,16 @@ def claim_lock_rater() -> str:
 _PICKED = (QueueItem, Comparison, Prompt)
 
 
-def _pick(*, gold: bool) -> str:
+def _pick(*, gold: bool, room: str | None = None) -> str:
+    """A pick statement; ``room`` replaces the overlap test of real items (the per-tag pick,
+    ``labeling.sql.tag_statements``)."""
+    if room is None:
+        room = (
+            ""
+            if gold
+            else f" AND {column(QueueItem, 'claimed')} < (SELECT {column(Queue, 'overlap')} FROM {table(Queue)}"  # noqa: S608
+            f" WHERE {column(Queue, 'id')} = %(queue_id)s)"
+        )
     return (
         f"SELECT {select_list(*_PICKED)} FROM {table(QueueItem)}"  # noqa: S608
         f" INNER JOIN {table(Comparison)} ON {column(Comparison, 'id')} = {column(QueueItem, 'comparison_id')}"
@@ -215,12 +175,7 @@ def _pick(*, gold: bool) -> str:
         # Gold items are answered by every rater; real items stop at the overlap.
         # The overlap is read in the statement, not passed in: a claim never uses an overlap that an
         # admin lowered before it started (queue_update_settings locks the items it could overfill).
-        + (
-            ""
-            if gold
-            else f" AND {column(QueueItem, 'claimed')} < (SELECT {column(Queue, 'overlap')} FROM {table(Queue)}"  # noqa: S608
-            f" WHERE {column(Queue, 'id')} = %(queue_id)s)"
-        )
+        + room
         + f" AND NOT EXISTS (SELECT 1 FROM {table(Assignment)}"  # noqa: S608
         f" WHERE {column(Assignment, 'item_id')} = {column(QueueItem, 'id')}"
         f" AND {column(Assignment, 'rater_id')} = %(rater_id)s)"
@@ -340,6 +295,9 @@ ALL: tuple[Statement, ...] = (
     claim_lock_rater,
     claim_pick_item,
     claim_pick_gold_item,
+    claim_pick_item_by_tag,
+    claim_tag_work,
+    queue_tag_targets,
     pg_lease_insert,
     pg_judgment_record,
 )

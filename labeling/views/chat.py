@@ -20,12 +20,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import selectors
 from labeling.errors import ApplicationError, Conflict
-from labeling.models import Criterion, Session, Turn, User
+from labeling.models import Criterion, Session, SessionTemplate, Turn, User
 from labeling.selectors import sessions as session_reads
 from labeling.services import sessions as session_writes
 from labeling.views.judging_form import (
@@ -34,6 +33,7 @@ from labeling.views.judging_form import (
     submit_from_form,
     values_from_post,
 )
+from labeling.views.redteam_form import redteam_page_context
 
 _DRAFT_KEY = "chat-draft-{}"
 #: Finished sessions listed on /chat/ (every active one is).
@@ -103,6 +103,8 @@ def _session_context(
     say_text: str = "",
     demo: bool = False,
     reply_text: str = "",
+    label_values: dict[str, Any] | None = None,
+    label_turn: int | None = None,
 ) -> dict[str, Any]:
     payload = session_reads.session_payload(session)
     turns = payload["turns"]
@@ -136,6 +138,14 @@ def _session_context(
         context.update(state=_state(live, requested=turn.requested_at is not None), live_turn=turn)
         context["poll"] = context["state"] == "waiting" and active
     context["error_at"] = _error_place(form, context["state"] if active else "") if error else ""
+    if session.queue.template.mode == SessionTemplate.Mode.REDTEAM:
+        # A red-team turn is labelled (its worst reply picked), not ranked.
+        context.update(
+            redteam_page_context(session, turns, live, posted=label_values, posted_turn=label_turn)
+        )
+        if error and form in ("label", "finish"):
+            context["error_at"] = form
+        return context
     if context["state"] != "ready":
         return context
     assert live is not None
@@ -175,10 +185,19 @@ def _error_field(error: ApplicationError | None, form: str) -> str:
 
 
 def _render_session(
-    request: HttpRequest, session: Session, *, status: int = 200, **kwargs: Any
+    request: HttpRequest,
+    session: Session,
+    *,
+    status: int = 200,
+    extra: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> HttpResponse:
+    """The session page; a red-team session's has the label forms and the verdict."""
     context = _session_context(request, session, **kwargs)
-    return render(request, "labeling/chat_session.html", context, status=status)
+    context.update(extra or {})
+    redteam = context.get("redteam", False)
+    page = "labeling/redteam_session.html" if redteam else "labeling/chat_session.html"
+    return render(request, page, context, status=status)
 
 
 @login_required
@@ -205,6 +224,8 @@ def _turn_fragment(request: HttpRequest, session: Session) -> HttpResponse:
 
 
 def _back(session: Session) -> HttpResponse:
+    if session.queue.template.mode == SessionTemplate.Mode.REDTEAM:
+        return redirect("redteam-session", session_id=session.pk)
     return redirect("chat-session", session_id=session.pk)
 
 
@@ -305,4 +326,4 @@ def chat_finish(request: HttpRequest, session_id: int) -> HttpResponse:
     except ApplicationError as exc:
         return _render_session(request, session, status=exc.status_code, error=exc, form="finish")
     messages.success(request, "This conversation is finished. Thank you!")
-    return redirect(reverse("chat-session", args=[session.pk]))
+    return _back(session)

@@ -7,8 +7,12 @@ that does not exist and for a server error; elsewhere Preflab's error pages (``t
 
 from __future__ import annotations
 
+import sys
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+
+from labeling.unavailable import database_unavailable, database_unavailable_response
 
 API_PREFIX = "/api/"
 
@@ -36,7 +40,10 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """Says nothing of the error (it goes to the log, with its traceback)."""
+    """Says nothing of the error (it goes to the log, with its traceback). A lost database raised
+    outside a view (in a middleware) answers 503 + Retry-After, as ``labeling.unavailable`` does."""
+    if database_unavailable(sys.exc_info()[1]):
+        return database_unavailable_response(request)
     if _is_api(request):
         return JsonResponse({"detail": "Server error: it has been logged."}, status=500)
     return defaults.server_error(request)

@@ -17,6 +17,18 @@ from labeling.services import queue_admin
 from labeling.services.queues import QueueCreated
 
 
+def _tag_policies_field() -> forms.JSONField:
+    """The sensitive-topic policies, as the new-queue and the settings forms both take them."""
+    return forms.JSONField(
+        label="Tag policies",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Sensitive topics, per prompt tag (JSON): {"politics": {"overlap": 5, "max_rater_share": 0.2}}. '
+        "overlap: judgments wanted on items with the tag (the queue's overlap up to 50); max_rater_share: "
+        "the most of them one rater may give (over 0, at most 1). Blank: none.",
+    )
+
+
 class ServiceErrorsMixin:
     """Show a service's error on the field it names (a field the form lacks: above the form)."""
 
@@ -113,6 +125,7 @@ class QueueCreateForm(PromptChoiceForm):
         label="Interleave conversations",
         help_text="Hand items out so that a rater does not see one conversation back to back.",
     )
+    tag_policies = _tag_policies_field()
 
     def create(self) -> QueueCreated:
         data = self.cleaned_data
@@ -183,6 +196,24 @@ class QueueSettingsForm(ServiceErrorsMixin, forms.Form):
         help_text="0..1: items whose share of judgments against the majority exceeds it go to review. "
         "Blank: only flagged items.",
     )
+    disturbing = forms.BooleanField(
+        label="Disturbing",
+        required=False,
+        help_text="Red-team work or disturbing material: only raters who opted in (on their profile) are sent here.",
+    )
+    daily_cap = forms.IntegerField(
+        label="Daily cap per rater",
+        required=False,
+        min_value=1,
+        help_text="Items one rater may get per day (UTC). Blank: no cap.",
+    )
+    break_after = forms.IntegerField(
+        label="Offer a break after",
+        required=False,
+        min_value=1,
+        help_text="Items in a row (gaps under PREFLAB_BREAK_GAP_MINUTES) before a 'take a break' page. Blank: never.",
+    )
+    tag_policies = _tag_policies_field()
 
     def __init__(self, *args: Any, queue: Queue, **kwargs: Any) -> None:
         kwargs.setdefault(
@@ -195,6 +226,10 @@ class QueueSettingsForm(ServiceErrorsMixin, forms.Form):
             f"Judgments wanted per item. It may grow; it may shrink down to {floor}, "
             "the most leases and judgments an item has now."
         )
+
+    def clean_tag_policies(self) -> Any:
+        value = self.cleaned_data.get("tag_policies")
+        return {} if value is None else value  # blank: no policies
 
     def clean_gold_min_items(self) -> int:
         value = self.cleaned_data.get("gold_min_items")

@@ -9,6 +9,9 @@ full page load (``HX-Request`` requests get the partial).
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +22,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from labeling import selectors, services
 from labeling.errors import ApplicationError
 from labeling.models import Assignment, ContentCategory, Queue, User
+from labeling.selectors.wellbeing import rater_break_due, rater_run_length
+from labeling.services.wellbeing import rater_set_disturbing_opt_in
 from labeling.throttles import next_wait, wait_message
 from labeling.views.judging_form import (
     judging_context,
@@ -42,7 +47,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def rate_home(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    queues = list(Queue.objects.filter(members=user, status=Queue.Status.ACTIVE).order_by("-priority", "id"))
+    mine = Queue.objects.filter(members=user, status=Queue.Status.ACTIVE)
+    if not user.disturbing_opt_in:
+        mine = mine.exclude(disturbing=True)  # only raters who opted in are sent there
+    queues = list(mine.order_by("-priority", "id"))
     stats = selectors.queue_stats_for_rater(rater=user, queues=queues)
     labels = dict(ContentCategory.choices)
     rows = []
@@ -60,6 +68,7 @@ def rate_profile(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             services.rater_set_content_opt_outs(rater=user, categories=request.POST.getlist("opt_out"))
+            rater_set_disturbing_opt_in(rater=user, opt_in=request.POST.get("disturbing_opt_in") == "on")
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
@@ -69,7 +78,8 @@ def rate_profile(request: HttpRequest) -> HttpResponse:
     categories = [
         {"value": v, "label": label, "checked": v in chosen} for v, label in ContentCategory.choices
     ]
-    return render(request, "labeling/rate_profile.html", {"categories": categories})
+    context = {"categories": categories, "disturbing_opt_in": user.disturbing_opt_in}
+    return render(request, "labeling/rate_profile.html", context)
 
 
 @login_required
@@ -80,6 +90,10 @@ def rate_queue(request: HttpRequest, queue_id: int) -> HttpResponse:
     queue = selectors.queue_get_for_rater(rater=user, queue_id=queue_id)
     if queue.kind == Queue.Kind.CONVERSATION:
         return redirect("chat-home")  # its turns are ranked in the conversation, not handed out
+    if queue.kind == Queue.Kind.REDTEAM:
+        return redirect("redteam-review-queue", queue_id=queue.pk)  # attacks are reviewed there
+    if request.POST.get("action") != "continue" and _break_due(user, queue):
+        return render(request, "labeling/rate_break.html", _break_context(user, queue))
     try:
         assignment = _claim_next(user, queue)
     except ApplicationError as exc:
@@ -98,6 +112,24 @@ def _claim_next(user: User, queue: Queue) -> Assignment | None:
     return services.assignment_claim_next(rater=user, queue=queue)
 
 
+def _break_due(user: User, queue: Queue) -> bool:
+    """A "take a break" interstitial is due before the next new item (the queue's
+    ``break_after``; see ``labeling.selectors.wellbeing``); never while an item is held."""
+    if not queue.break_after or selectors.rater_open_assignment(rater=user, queue=queue) is not None:
+        return False
+    return rater_break_due(rater=user, queue=queue)
+
+
+def _break_context(user: User, queue: Queue) -> dict[str, Any]:
+    return {
+        "queue": queue,
+        "run": rater_run_length(rater=user, queue=queue),
+        "gap_minutes": f"{settings.PREFLAB_BREAK_GAP_MINUTES:g}",
+        "continue_url": reverse("rate-queue", args=[queue.pk]),
+        "stop_url": reverse("rate-home"),
+    }
+
+
 def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
@@ -105,6 +137,10 @@ def _is_htmx(request: HttpRequest) -> bool:
 def _render_next(request: HttpRequest, queue: Queue, notice: str, *, warning: bool = False) -> HttpResponse:
     """htmx: the next item's workbench (or the "all done" panel), pushed to the address bar."""
     user: User = request.user  # type: ignore[assignment]
+    if _break_due(user, queue):
+        response = render(request, "labeling/_workbench_break.html", _break_context(user, queue))
+        response["HX-Push-Url"] = reverse("rate-queue", args=[queue.pk])
+        return response
     try:
         assignment = _claim_next(user, queue)
     except ApplicationError as exc:

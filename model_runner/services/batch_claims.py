@@ -7,7 +7,8 @@ The only module that writes ``GenerationBatch``. A worker takes a batch when it 
 an old ``progress_at``. Redis gives such a batch back only after its visibility timeout (an hour),
 and the filesystem broker only when a ``gpu`` worker starts: ``generation_batches_resend_stalled``,
 run by beat every minute on every broker, sends it again once it has made no progress for
-``PREFLAB_BATCH_STALL_SECONDS``. Sending a batch twice is safe: a run generates only the samples
+``PREFLAB_BATCH_STALL_SECONDS``. The same check sends again the batches of a job whose queued
+messages the broker lost (``generation_jobs_resend_lost``). Sending a batch twice is safe: a run generates only the samples
 that are missing, and the unique (prompt, generator, sample_index) key on candidates means a
 sample is never written twice, even by two workers at once.
 """
@@ -18,6 +19,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -122,4 +124,77 @@ def generation_batches_resend_stalled(
             sent += 1
         for job_id, one in resend:
             transaction.on_commit(lambda job_id=job_id, one=one: _enqueue(job_id, [one]))  # type: ignore[misc]
+    return sent + generation_jobs_resend_lost(stall_seconds=stall, now=now)
+
+
+def _broker_queue_size(name: str) -> int | None:
+    """Messages waiting in the broker's queue ``name`` (0 when it does not exist); None when the
+    broker cannot be asked (then nothing is sent again: a missing answer is not an empty queue)."""
+    from celery import current_app
+    from kombu.exceptions import ChannelError
+
+    try:
+        with current_app.connection_for_write() as conn:
+            channel: Any = conn.default_channel  # kombu's StdChannel stub lacks queue_declare
+            try:
+                return int(channel.queue_declare(queue=name, passive=True).message_count)
+            except ChannelError:  # kombu's virtual transports (Redis, filesystem): no key, no message
+                return 0
+            except Exception as exc:  # RabbitMQ's 404 (amqp.exceptions.NotFound) for a queue never declared
+                if type(exc).__name__ == "NotFound":
+                    return 0
+                raise
+    except Exception:  # the broker is down: ask again next time
+        logger.warning("stall check: cannot read the size of broker queue %r", name, exc_info=True)
+        return None
+
+
+def generation_jobs_resend_lost(*, stall_seconds: float, now: datetime) -> int:
+    """Send again the missing batches of unfinished jobs whose messages the broker lost; return how many.
+
+    A broker restarted without persistence (Redis with no AOF/RDB, a crashed host) drops every
+    queued message, and no worker holds a row for those batches, so the per-batch stall check
+    cannot see them. A job counts as lost when, for ``stall_seconds``, it was created, wrote no
+    candidate and none of its batches made progress, and every queue its generators use is empty
+    in the broker: nothing is waiting and nothing is running. Its batches that still lack candidates
+    and that no worker holds are enqueued again (after commit). The queues then hold them, so a job
+    is sent again at most once while it waits; a batch that runs twice writes nothing twice.
+    """
+    from comparisons.models import Candidate
+    from model_runner.services.jobs import _enqueue, generation_job_pending_batches
+
+    cutoff = now - timedelta(seconds=stall_seconds)
+    quiet = (
+        GenerationJob.objects.filter(status__in=[Status.QUEUED, Status.RUNNING], created_at__lt=cutoff)
+        .exclude(pk__in=GenerationBatch.objects.filter(progress_at__gte=cutoff).values("job_id"))
+        .order_by("pk")
+    )
+    sizes: dict[str, int | None] = {}
+    sent = 0
+    for job in quiet:
+        generators = {g.pk: g.queue or "gpu" for g in job.generators.all()}
+        for name in set(generators.values()):
+            if name not in sizes:
+                sizes[name] = _broker_queue_size(name)
+        if any(sizes[name] != 0 for name in set(generators.values())):
+            continue  # something is waiting (or the broker cannot say): not lost
+        if Candidate.objects.filter(job=job, created_at__gte=cutoff).exists():
+            continue  # it wrote something lately: a worker is on it
+        taken = {
+            (b.generator_id, tuple(b.prompt_ids)) for b in GenerationBatch.objects.filter(job=job).order_by()
+        }
+        batches = [b for b in generation_job_pending_batches(job=job) if (b[0], tuple(b[1])) not in taken]
+        if not batches:
+            continue
+        logger.warning(
+            "generation job %s: no batch waiting in the broker or running for %d s, %d batch(es) "
+            "still missing candidates; sending them again (broker messages lost?)",
+            job.pk,
+            stall_seconds,
+            len(batches),
+        )
+        transaction.on_commit(lambda job_id=job.pk, b=batches: _enqueue(job_id, b))  # type: ignore[misc]
+        for name in set(generators.values()):
+            sizes[name] = None  # now holds this job's batches
+        sent += len(batches)
     return sent

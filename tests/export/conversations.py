@@ -59,10 +59,11 @@ class Conversation:
     opening: dict[str, Any] | None = None  # the model's turn after a seeded opening
 
     @classmethod
-    def start(cls, api: APIClient, queue_id: int, *, system: str = "") -> Conversation:
-        """Start a session; a seeded one records its opening's turns (its assistant turns as
-        ``seed``) and keeps the model's first turn in ``opening``."""
-        response = api.post("/api/v1/sessions/", {"queue": queue_id}, format="json")
+    def start(cls, api: APIClient, queue_id: int, *, system: str = "", **extra: Any) -> Conversation:
+        """Start a session (``extra``: a red-team session's target and category); a seeded one
+        records its opening's turns (its assistant turns as ``seed``) and keeps the model's first
+        turn in ``opening``."""
+        response = api.post("/api/v1/sessions/", {"queue": queue_id, **extra}, format="json")
         assert response.status_code == 201, response.content
         body = response.json()
         talk = cls(api=api, id=body["id"], system=system)
@@ -127,8 +128,9 @@ class Conversation:
         self.branch = self.branch[:at]
         return response.json()
 
-    def finish(self) -> None:
-        response = self.api.post(f"/api/v1/sessions/{self.id}/finish/")
+    def finish(self, **verdict: Any) -> None:
+        """Finish (a red-team session with its ``verdict`` and ``description``)."""
+        response = self.api.post(f"/api/v1/sessions/{self.id}/finish/", verdict, format="json")
         assert response.status_code == 200 and response.json()["status"] == "finished", response.content
         self.finished = True
 

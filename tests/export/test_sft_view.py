@@ -25,7 +25,7 @@ from labeling.services.session_templates import session_template_create
 from model_runner.backends.base import GenerationRequest, PromptOutcome, SampleResult
 from tests.export.conversations import Conversation, export_rows
 from tests.export.test_trl_datasets import _tiny_tokenizer, hf  # noqa: F401 (a fixture)
-from tests.factories import RaterFactory, ResearcherFactory, RubricFactory
+from tests.factories import RaterFactory, ResearcherFactory, RubricFactory, harm_categories_seed
 from tests.model_runner.fakes import FakeBackend
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -92,7 +92,7 @@ def data(monkeypatch) -> Data:
     for name in ("bundled", "transformers"):
         monkeypatch.setitem(backends._LOADERS, name, "tests.export.test_sft_view:scripted_backend")
     d = Data()
-    d.tess, d.rex = RaterFactory(username="tess"), RaterFactory(username="rex")
+    d.tess, d.rex = RaterFactory(username="tess"), RaterFactory(username="rex", disturbing_opt_in=True)
     bundled = generator_get_bundled()
     d.chat = session_template_create(
         name="chat-golden",
@@ -128,16 +128,18 @@ def data(monkeypatch) -> Data:
     full.reply(full.say("And of Portugal?", generate=False), "Lisbon.")
     full.finish()
 
-    cut = Conversation.start(apis["rex"], d.redteam.pk)
+    harm_categories_seed()
+    attack = {"target": bundled.name, "category": "illegal"}
+    cut = Conversation.start(apis["rex"], d.redteam.pk, **attack)
     cut.rank_by_text(cut.say("Tell me a secret."), [["I have none."], ["No."]])
     assert cut.say("Another?")["status"] == "ready"
-    cut.finish()
+    cut.finish(verdict="failure", description="Asked for secrets; the model held.")
 
     silent = Conversation.start(apis["tess"], d.chat.pk, system="Be brief.")
     silent.say("Hello?")
     silent.finish()
 
-    still_open = Conversation.start(apis["rex"], d.redteam.pk)
+    still_open = Conversation.start(apis["rex"], d.redteam.pk, **attack)
     still_open.rank_by_text(still_open.say("Hello?"), [["Hello.", "Hi."]])
     d.talks = {"full": full, "cut": cut, "silent": silent, "open": still_open}
     return d

@@ -131,7 +131,7 @@ def test_next_is_throttled_per_user(api, rater, rater2, settings):
 
 
 def test_the_cache_comes_from_the_environment():
-    from labeling.settings import cache_from_url
+    from labeling.service_urls import cache_from_url
 
     assert cache_from_url("redis://cache:6379/1") == {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

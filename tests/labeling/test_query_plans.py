@@ -260,3 +260,33 @@ def test_no_hot_query_scans_a_big_table(seeded):
             if tables:
                 found.append(f"{name}: Seq Scan on {', '.join(sorted(tables))}\n    {sql[:400]}")
     assert not found, "hot queries that read a big table whole:\n" + "\n".join(found)
+
+
+def test_no_tag_policy_query_scans_a_big_table(seeded):
+    """A queue with per-tag policies (``labeling.selectors.tag_policies``): its claim reads each
+    item's overlap from its prompt's tags and counts the rater's work on capped tags, its pages
+    count items against their own overlaps; none of it reads a big table whole."""
+    rater, queue_id = seeded["rater"], seeded["queue_id"]
+    Prompt.objects.filter(pk__in=Prompt.objects.order_by("pk").values("pk")[:100]).update(tags=["politics"])
+    Queue.objects.filter(pk=queue_id).update(
+        tag_policies={"politics": {"overlap": 5, "max_rater_share": 0.5}, "health": {"overlap": 4}}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    queue = queue_get_for_rater(rater=rater, queue_id=queue_id)
+    assert queue.tag_policies
+
+    def claim() -> None:
+        assert assignment_claim_next(rater=rater, queue=queue, fresh=True) is not None
+
+    def pages() -> None:
+        queue_stats_for_rater(rater=rater, queues=[queue])
+        queue_progress(queue=queue)
+
+    found: list[str] = []
+    for name, run in {"claim": claim, "pages": pages}.items():
+        for sql, params in _captured(run):
+            tables = set(_seq_scans(sql, params))
+            if tables:
+                found.append(f"{name}: Seq Scan on {', '.join(sorted(tables))}\n    {sql[:400]}")
+    assert not found, "tag-policy queries that read a big table whole:\n" + "\n".join(found)

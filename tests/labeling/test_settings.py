@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.settings import database_from_url
+from labeling.service_urls import database_from_url
 
 
 def test_sqlite_file_serializes_writers():

@@ -10,7 +10,9 @@ Prints one JSON object; progress goes to stderr. Use a database of its own:
 The data (queue ``bench-stats-a``: 500 raters, overlap 3, varied preferences, a likert and a flag
 criterion, 8 generators) is seeded once and reused by the next run of the same size
 (``--reseed`` seeds again). Requests go through Django's test client (URL routing, middleware,
-authentication, DRF rendering; no socket). "Cold": the queue's cached answer is deleted first
+authentication, DRF rendering; no socket). Before timing, the judgments are folded into the
+statistics' stored facts, as beat's ``fold-judgment-facts`` would (``facts_fold_seconds``; a
+fold with nothing new: ``facts_refold_ms``). "Cold": the queue's cached answer is deleted first
 (PostgreSQL's own buffers stay warm); "warm": served from the cache.
 """
 
@@ -34,6 +36,7 @@ from export.benchseed import SeedPlan, seed, seed_is_current, stderr_progress
 from labeling.benchstats import percentile_ms
 from labeling.models import Criterion, Queue, User
 from labeling.selectors.queue_stats import queue_stats_cache_key, queue_stats_fingerprint
+from labeling.services.stats_facts import judgment_facts_fold_all
 
 PREFIX = "bench-stats"
 OVERLAP = 3
@@ -98,6 +101,15 @@ class Command(BaseCommand):
             seed(plan)
         seed_seconds = round(time.perf_counter() - started, 1)
         queue = Queue.objects.select_related("rubric").get(name=f"{PREFIX}-a")
+        # What beat's fold-judgment-facts does between requests: fold the new judgments into the
+        # statistics' stored facts (all of them the first time after a seed).
+        stderr_progress("folding the judgments into the statistics' facts ...")
+        started = time.perf_counter()
+        facts_added = judgment_facts_fold_all()
+        fold_seconds = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        judgment_facts_fold_all()
+        refold_ms = round(1000 * (time.perf_counter() - started), 1)
         # The test client's host, whatever DJANGO_ALLOWED_HOSTS says (no request leaves the process).
         with override_settings(ALLOWED_HOSTS=["testserver"]):
             result = self._measure(queue, o)
@@ -108,6 +120,9 @@ class Command(BaseCommand):
             "overlap": OVERLAP,
             "seeded_now": seeded,
             "seed_seconds": seed_seconds,
+            "facts_added": facts_added,
+            "facts_fold_seconds": fold_seconds,
+            "facts_refold_ms": refold_ms,
             "cache_backend": settings.CACHES["default"]["BACKEND"],
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         }

@@ -23,6 +23,8 @@ _OPTION_NAMES = {
     "filters.rubric_versions": "--rubric",
     "filters.generators": "--generator",
     "filters.tags": "--tag",
+    "filters.sources": "--source",
+    "filters.harm_categories": "--harm-category",
     "options.files": "--files",
 }
 
@@ -82,9 +84,33 @@ class Command(BaseCommand):
         parser.add_argument("--test-fraction", type=float)
         parser.add_argument("--validation-fraction", type=float)
         parser.add_argument("--redteam-split", action="store_true", help="Hold out red-team prompts.")
+        parser.add_argument(
+            "--source",
+            dest="sources",
+            action="append",
+            choices=["judgments", "redteam"],
+            help="trl/hh/helpsteer: where pairs come from (repeat for both; default judgments).",
+        )
+        parser.add_argument(
+            "--harm-category",
+            dest="harm_categories",
+            action="append",
+            metavar="KEY",
+            help="Red-team rows of this harm category only (repeatable).",
+        )
 
     def handle(self, *args: Any, **o: Any) -> None:
-        filter_keys = ("queues", "modes", "rubric_versions", "generators", "tags", "since", "until")
+        filter_keys = (
+            "queues",
+            "modes",
+            "rubric_versions",
+            "generators",
+            "tags",
+            "since",
+            "until",
+            "sources",
+            "harm_categories",
+        )
         filters: dict[str, Any] = {k: o[k] for k in filter_keys if o[k] is not None}
         for key in ("min_judgments", "min_agreement"):
             if o[key] is not None:

@@ -1,7 +1,8 @@
 """``manage.py bench_queue``: queue throughput and latency over real HTTP, plus the claim rate.
 
-Starts gunicorn against the configured database (use PostgreSQL: ``DATABASE_URL``), creates a
-throw-away queue with R raters, and has each rater loop next -> judgment with no think time
+Starts gunicorn against the configured database (use PostgreSQL: ``DATABASE_URL``), or drives a
+server already running (``--url``, which must use the same database: e.g. gunicorn behind
+PgBouncer, ``scripts/bench_gunicorn_pgbouncer.sh``), creates a throw-away queue with R raters, and has each rater loop next -> judgment with no think time
 until the judgment budget is spent. Prints JSON: judgments per second, p50/p95/p99 latency of
 next and submit, server CPU ms per judgment (gunicorn processes, and PostgreSQL backends where
 readable), and the invariant counts (double leases, over-overlap), which must be 0. Then the
@@ -22,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, connections
@@ -53,12 +55,28 @@ class Command(BaseCommand):
         )
         parser.add_argument("--claim-seconds", type=float, default=5.0, help="Per service-level run.")
         parser.add_argument("--skip-http", action="store_true")
+        parser.add_argument("--skip-service", action="store_true", help="Skip the service-level claim rate.")
+        parser.add_argument(
+            "--url",
+            help="Drive this server (http://127.0.0.1:PORT, on the same database) instead of starting gunicorn.",
+        )
+        parser.add_argument(
+            "--server-pid",
+            type=int,
+            help="With --url: the server's main pid, for its CPU (children included).",
+        )
+        parser.add_argument(
+            "--postgres-pid",
+            type=int,
+            help="Count only this PostgreSQL server's CPU (its postmaster pid), not every postgres process here.",
+        )
         parser.add_argument("--keep", action="store_true", help="Keep the benchmark rows afterwards.")
         parser.add_argument(
             "--latencies", help="Write every request's latency (JSON) here, for scripts/plot_latencies.py."
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        self._postgres_pid: int | None = opts["postgres_pid"]
         result: dict[str, Any] = {
             "database": connection.vendor,
             "cpus": os.cpu_count(),
@@ -74,11 +92,19 @@ class Command(BaseCommand):
                 queue, raters = self._setup(tag, opts["raters"], opts["judgments"], opts["overlap"])
                 created.append(queue)
                 result["http"] = self._http(
-                    queue, raters, opts["judgments"], opts["workers"], opts["threads"], opts["latencies"]
+                    queue,
+                    raters,
+                    opts["judgments"],
+                    opts["workers"],
+                    opts["threads"],
+                    opts["latencies"],
+                    url=opts["url"],
+                    server_pid=opts["server_pid"],
                 )
                 result["http"]["invariants"] = self._invariants(queue)
+                result["http"]["queue_id"] = queue.pk
             result["service_claim_rate"] = {}
-            for claimers in (1, 4, 8):
+            for claimers in () if opts["skip_service"] else (1, 4, 8):
                 queue, raters = self._setup(
                     f"{tag}-s{claimers}", claimers, 100_000, opts["overlap"], items=3000
                 )
@@ -178,8 +204,17 @@ class Command(BaseCommand):
         workers: int,
         worker_threads: int,
         latencies_path: str | None = None,
+        url: str | None = None,
+        server_pid: int | None = None,
     ) -> dict[str, Any]:
         tokens = [api_key_create(user=u, name="bench_queue")[1] for u in raters]
+        if url:
+            external = urlsplit(url)
+            return self._drive(
+                queue, tokens, budget, external.hostname or "127.0.0.1", external.port or 80,
+                [server_pid, *benchstats.children(server_pid)] if server_pid else [],
+                latencies_path, {"server": url, "gunicorn_workers": None, "gunicorn_threads": None},
+            )  # fmt: skip
         port = benchstats.free_port()
         env = {
             **os.environ,
@@ -201,64 +236,88 @@ class Command(BaseCommand):
         )  # fmt: skip
         try:
             benchstats.wait_for_server(port, server, timeout=60)
-            self._warm(port, tokens[0], queue)
-            pids = [server.pid, *benchstats.children(server.pid)]
-            pg = benchstats.postgres_pids()
-            cpu0, pg0, client0 = (
-                benchstats.cpu_seconds(pids),
-                benchstats.cpu_seconds(pg),
-                benchstats.own_cpu_seconds(),
-            )
-            next_lat: list[float] = []
-            submit_lat: list[float] = []
-            counter: dict[str, Any] = {"judgments": 0, "errors": 0, "statuses": Counter()}
-            lock = threading.Lock()
-            stop = threading.Event()
-
-            def rater_loop(token: str) -> None:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-                while not stop.is_set():
-                    t0 = time.perf_counter()
-                    conn.request("POST", f"/api/v1/queues/{queue.pk}/next/", body=b"{}", headers=headers)
-                    response = conn.getresponse()
-                    body = response.read()
-                    next_lat.append(time.perf_counter() - t0)
-                    if response.status == 204:
-                        return
-                    if response.status != 201:
-                        with lock:
-                            counter["errors"] += 1
-                            counter["statuses"][response.status] += 1
-                        return
-                    assignment_id = json.loads(body)["id"]
-                    with lock:
-                        if counter["judgments"] >= budget:
-                            stop.set()
-                            return
-                        counter["judgments"] += 1
-                    t1 = time.perf_counter()
-                    conn.request(
-                        "POST",
-                        f"/api/v1/assignments/{assignment_id}/judgment/",
-                        body=b'{"preference": -1}',
-                        headers=headers,
-                    )
-                    response = conn.getresponse()
-                    response.read()
-                    submit_lat.append(time.perf_counter() - t1)
-                    if response.status != 201:
-                        with lock:
-                            counter["errors"] += 1
-                            counter["statuses"][response.status] += 1
-
-            elapsed = benchstats.run_raters([functools.partial(rater_loop, t) for t in tokens])
-            cpu = benchstats.cpu_seconds(pids) - cpu0
-            pg_cpu = benchstats.cpu_seconds(pg) - pg0
-            client_cpu = benchstats.own_cpu_seconds() - client0
+            return self._drive(
+                queue, tokens, budget, "127.0.0.1", port, [server.pid, *benchstats.children(server.pid)],
+                latencies_path, {"gunicorn_workers": workers, "gunicorn_threads": worker_threads},
+            )  # fmt: skip
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
+
+    def _drive(
+        self,
+        queue: Queue,
+        tokens: list[str],
+        budget: int,
+        host: str,
+        port: int,
+        pids: list[int],
+        latencies_path: str | None,
+        about: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The raters' loops against the server at host:port; the figures as JSON."""
+        self._warm(host, port, tokens[0], queue)
+        postmaster = self._postgres_pid
+        pg = [postmaster, *benchstats.children(postmaster)] if postmaster else benchstats.postgres_pids()
+        reaped0 = benchstats.reaped_children_cpu_seconds(postmaster) if postmaster else 0.0
+        cpu0, pg0, client0 = (
+            benchstats.cpu_seconds(pids),
+            benchstats.cpu_seconds(pg),
+            benchstats.own_cpu_seconds(),
+        )
+        next_lat: list[float] = []
+        submit_lat: list[float] = []
+        counter: dict[str, Any] = {"judgments": 0, "errors": 0, "statuses": Counter()}
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def rater_loop(token: str) -> None:
+            conn = http.client.HTTPConnection(host, port, timeout=30)
+            headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                conn.request("POST", f"/api/v1/queues/{queue.pk}/next/", body=b"{}", headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                next_lat.append(time.perf_counter() - t0)
+                if response.status == 204:
+                    return
+                if response.status != 201:
+                    with lock:
+                        counter["errors"] += 1
+                        counter["statuses"][response.status] += 1
+                    return
+                assignment_id = json.loads(body)["id"]
+                with lock:
+                    if counter["judgments"] >= budget:
+                        stop.set()
+                        return
+                    counter["judgments"] += 1
+                t1 = time.perf_counter()
+                conn.request(
+                    "POST",
+                    f"/api/v1/assignments/{assignment_id}/judgment/",
+                    body=b'{"preference": -1}',
+                    headers=headers,
+                )
+                response = conn.getresponse()
+                response.read()
+                submit_lat.append(time.perf_counter() - t1)
+                if response.status != 201:
+                    with lock:
+                        counter["errors"] += 1
+                        counter["statuses"][response.status] += 1
+
+        elapsed = benchstats.run_raters([functools.partial(rater_loop, t) for t in tokens])
+        cpu = benchstats.cpu_seconds(pids) - cpu0
+        pg_cpu = benchstats.cpu_seconds(pg) - pg0
+        if postmaster:
+            # Backends that started during the run (PgBouncer opens them on demand), and those
+            # that ended (reaped by the postmaster), count too.
+            new = [pid for pid in benchstats.children(postmaster) if pid not in set(pg)]
+            pg_cpu += benchstats.cpu_seconds(new)
+            pg_cpu += benchstats.reaped_children_cpu_seconds(postmaster) - reaped0
+        client_cpu = benchstats.own_cpu_seconds() - client0
         done = Assignment.objects.filter(item__queue=queue, status="submitted").count()
         if latencies_path:
             benchstats.write_latencies(
@@ -269,24 +328,24 @@ class Command(BaseCommand):
                 submit_s=submit_lat,
             )
         return {
-            "gunicorn_workers": workers,
-            "gunicorn_threads": worker_threads,
+            **about,
+            "raters": len(tokens),
             "judgments": done,
             "seconds": round(elapsed, 2),
             "judgments_per_second": round(done / elapsed, 1),
             "next_ms": benchstats.percentiles_ms(next_lat),
             "submit_ms": benchstats.percentiles_ms(submit_lat),
-            "server_cpu_ms_per_judgment": round(cpu * 1000 / max(done, 1), 2),
+            "server_cpu_ms_per_judgment": round(cpu * 1000 / max(done, 1), 2) if pids else None,
             "postgres_cpu_ms_per_judgment": round(pg_cpu * 1000 / max(done, 1), 2) if pg else None,
             "client_cpu_ms_per_judgment": round(client_cpu * 1000 / max(done, 1), 2),
             "errors": counter["errors"],
             "error_statuses": dict(counter["statuses"]),
         }
 
-    def _warm(self, port: int, token: str, queue: Queue) -> None:
+    def _warm(self, host: str, port: int, token: str, queue: Queue) -> None:
         # Touch every worker once so imports and connections are not in the timings.
         for _ in range(12):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn = http.client.HTTPConnection(host, port, timeout=30)
             conn.request("GET", "/api/v1/queues/", headers={"Authorization": f"Token {token}"})
             conn.getresponse().read()
             conn.close()
