@@ -84,6 +84,18 @@ class QueueListCreateApi(APIView):
             help_text='Per prompt tag: {"politics": {"overlap": 5, "max_rater_share": 0.2}}; overlap from '
             "the queue's up to 50, max_rater_share over 0 and at most 1.",
         )
+        disturbing = serializers.BooleanField(
+            default=False, help_text="Disturbing material: only raters who opted in are sent here."
+        )
+        daily_cap = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Items per rater per UTC day; null: no cap.",
+        )
+        break_after = serializers.IntegerField(
+            required=False, allow_null=True, default=None, help_text="Offer a break after this many in a row."
+        )
 
     def get_permissions(self) -> list[Any]:
         return [IsAdminRole()] if self.request.method == "POST" else list(super().get_permissions())

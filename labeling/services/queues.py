@@ -50,6 +50,9 @@ QUEUE_SETTINGS = (
     "skip_policy",
     "max_open_leases",
     "tag_policies",
+    "disturbing",
+    "daily_cap",
+    "break_after",
 )
 #: How ``queue_create`` and ``queue_add_prompts`` build items, stored on the queue so that prompts
 #: added later are built the same way: ``dedupe`` (``exact``, ``similar`` or ``off``),
@@ -106,6 +109,9 @@ def queue_create_with_items(
     interleave: bool = True,
     allow_empty: bool = False,
     tag_policies: Mapping[str, Any] | None = None,
+    disturbing: bool | None = False,
+    daily_cap: int | None = None,
+    break_after: int | None = None,
 ) -> QueueCreated:
     """Create a queue and its items from the prompts' candidates, all or nothing.
 
@@ -113,7 +119,8 @@ def queue_create_with_items(
     ``interleave``); the result says how many were added and what dedupe left out. A pairwise
     queue compares 2 responses, a ranking queue ``size`` 3..9 (default 4). Every setting is
     checked against its column (``labeling.errors.column_check``) and the rules of
-    ``queue_setting_clean``; ``tag_policies`` (sensitive topics) by ``queue_tag_policies_clean``.
+    ``queue_setting_clean``; ``tag_policies`` (sensitive topics) by ``queue_tag_policies_clean``; ``disturbing``,
+    ``daily_cap`` and ``break_after`` (rater wellbeing; None: off) as ``queue_update_settings`` takes them.
     Raises ApplicationError naming the field of a bad setting, and
     naming ``prompts`` when no item could be built from them; nothing is written then.
     ``allow_empty`` is for the demo only, whose queue may come before its prompts have two
@@ -155,6 +162,11 @@ def queue_create_with_items(
         )
     gold_rate = column_check(Queue._meta.get_field("gold_rate"), gold_rate, low=0.0, high=1.0)
     tag_policies = queue_tag_policies_clean(tag_policies, overlap=overlap)
+    disturbing = queue_setting_clean("disturbing", bool(disturbing))
+    daily_cap, break_after = (
+        None if value is None else queue_setting_clean(key, value)
+        for key, value in (("daily_cap", daily_cap), ("break_after", break_after))
+    )
     qualification_min_items = column_check(
         Queue._meta.get_field("qualification_min_items"), qualification_min_items, low=1
     )
@@ -184,6 +196,9 @@ def queue_create_with_items(
             similarity=similarity,
             interleave=interleave,
             tag_policies=tag_policies,
+            disturbing=disturbing,
+            daily_cap=daily_cap,
+            break_after=break_after,
         )
         queue.members.add(*members)
         audit_record(

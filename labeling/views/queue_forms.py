@@ -39,7 +39,29 @@ class ServiceErrorsMixin:
         self.add_error(target if target in self.fields else None, message)  # type: ignore[attr-defined]
 
 
-class QueueCreateForm(PromptChoiceForm):
+class WellbeingFields(forms.Form):
+    """Rater wellbeing settings, as the new-queue and the settings forms both take them."""
+
+    disturbing = forms.BooleanField(
+        label="Disturbing",
+        required=False,
+        help_text="Red-team work or disturbing material: only raters who opted in (on their profile) are sent here.",
+    )
+    daily_cap = forms.IntegerField(
+        label="Daily cap per rater",
+        required=False,
+        min_value=1,
+        help_text="Items one rater may get per day (UTC). Blank: no cap.",
+    )
+    break_after = forms.IntegerField(
+        label="Offer a break after",
+        required=False,
+        min_value=1,
+        help_text="Items in a row (gaps under PREFLAB_BREAK_GAP_MINUTES) before a 'take a break' page. Blank: never.",
+    )
+
+
+class QueueCreateForm(PromptChoiceForm, WellbeingFields):
     """The new-queue page's form: the same request as ``POST /api/v1/queues/``."""
 
     # The page's order (its error summary lists the fields in this order too).
@@ -145,7 +167,7 @@ class QueueCreateForm(PromptChoiceForm):
 CATEGORY_CHOICES = [("", "None"), *ContentCategory.choices]
 
 
-class QueueSettingsForm(ServiceErrorsMixin, forms.Form):
+class QueueSettingsForm(ServiceErrorsMixin, WellbeingFields):
     """A queue's settings that are safe to change while raters work (``queue_update_settings``)."""
 
     prefix = "settings"  # field ids stay unique beside the members form on the dashboard
@@ -195,23 +217,6 @@ class QueueSettingsForm(ServiceErrorsMixin, forms.Form):
         max_value=1,
         help_text="0..1: items whose share of judgments against the majority exceeds it go to review. "
         "Blank: only flagged items.",
-    )
-    disturbing = forms.BooleanField(
-        label="Disturbing",
-        required=False,
-        help_text="Red-team work or disturbing material: only raters who opted in (on their profile) are sent here.",
-    )
-    daily_cap = forms.IntegerField(
-        label="Daily cap per rater",
-        required=False,
-        min_value=1,
-        help_text="Items one rater may get per day (UTC). Blank: no cap.",
-    )
-    break_after = forms.IntegerField(
-        label="Offer a break after",
-        required=False,
-        min_value=1,
-        help_text="Items in a row (gaps under PREFLAB_BREAK_GAP_MINUTES) before a 'take a break' page. Blank: never.",
     )
     tag_policies = _tag_policies_field()
 

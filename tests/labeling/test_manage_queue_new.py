@@ -136,3 +136,17 @@ def test_queues_are_not_added_in_the_django_admin(client, admin_user):
     """A queue saved there would have no items."""
     client.force_login(admin_user)
     assert client.get("/admin/labeling/queue/add/").status_code == 403
+
+
+def test_wellbeing_settings_at_creation_through_the_page(client, admin_user):
+    client.force_login(admin_user)
+    rubric = RubricFactory()
+    _prompts_with_candidates(1, 2)
+    form_page = client.get(URL).content.decode()
+    assert 'name="daily_cap"' in form_page and 'name="disturbing"' in form_page
+    response = client.post(URL, _form(rubric, disturbing="on", daily_cap=40, break_after=15))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    queue = Queue.objects.get(name="Helpfulness, batch 1")
+    assert (queue.disturbing, queue.daily_cap, queue.break_after) == (True, 40, 15)
+    refused = client.post(URL, _form(rubric, name="again", daily_cap=0))
+    assert refused.status_code == 400 and not Queue.objects.filter(name="again").exists()

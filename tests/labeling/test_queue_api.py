@@ -189,3 +189,26 @@ def test_next_and_judgment_endpoints_query_counts(api, rater, django_assert_max_
     with django_assert_max_num_queries(7):
         response = api.post(f"/api/v1/assignments/{body['id']}/judgment/", {"preference": -1}, format="json")
     assert response.status_code == 201
+
+
+def test_create_queue_with_wellbeing_settings(admin_api):
+    rubric = RubricFactory()
+    _prompts_with_candidates(1)
+    base = {"rubric": str(rubric.pk), "tags": ["t"]}
+    response = admin_api.post(
+        "/api/v1/queues/",
+        {**base, "name": "hard", "disturbing": True, "daily_cap": 50, "break_after": 20},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["disturbing"], body["daily_cap"]) == (True, 50)
+    queue = Queue.objects.get(name="hard")
+    assert (queue.disturbing, queue.daily_cap, queue.break_after) == (True, 50, 20)
+    plain = admin_api.post("/api/v1/queues/", {**base, "name": "plain"}, format="json")
+    assert plain.status_code == 201
+    assert Queue.objects.filter(name="plain", disturbing=False, daily_cap=None, break_after=None).exists()
+    for field, value in (("daily_cap", 0), ("break_after", -1)):
+        bad = admin_api.post("/api/v1/queues/", {**base, "name": "bad", field: value}, format="json")
+        assert bad.status_code == 400 and bad.json()["field"] == field, bad.content
+    assert not Queue.objects.filter(name="bad").exists()
