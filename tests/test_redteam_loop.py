@@ -12,7 +12,6 @@ import zipfile
 from typing import Any
 
 import pytest
-from django.test import override_settings
 from rest_framework.test import APIClient
 
 from labeling.models import Attack
@@ -55,13 +54,9 @@ def _rows(api: APIClient, name: str, request: dict[str, Any]) -> dict[str, list[
 
 
 @pytest.mark.parametrize("test_fraction", [0.0, 1.0], ids=["training-side", "held-out"])
-def test_a_confirmed_session_attack_feeds_exactly_one_side(test_fraction):
+def test_a_confirmed_session_attack_feeds_exactly_one_side(test_fraction, settings):
     harm_categories_seed()
-    with override_settings(PREFLAB_REDTEAM_TEST_FRACTION=test_fraction):
-        _loop()
-
-
-def _loop() -> None:
+    settings.PREFLAB_REDTEAM_TEST_FRACTION = test_fraction
     redteamer = RaterFactory(username="rita", disturbing_opt_in=True)
     queue = _template(redteamer, sampling={"max_new_tokens": 8}, system_prompt="Answer briefly.")
     review = queue.template.review_queue
@@ -100,6 +95,7 @@ def _loop() -> None:
     attack = Attack.objects.get()
     assert attack.status == Attack.Status.CONFIRMED and attack.reviewer == reviewer
     side = attack_side(family=attack.family)
+    assert side == ("test" if test_fraction == 1.0 else "train")
 
     # The researcher exports the training pairs and the held-out test set.
     research = _client(ResearcherFactory())

@@ -47,7 +47,7 @@ def _families(side: str, count: int) -> list[str]:
 
 
 @pytest.fixture
-def test_set(db):
+def held_out(db):
     """Five confirmed test-side attacks (three illegal, two violence), and one on the train side."""
     labels = [
         ("illegal", "role_play", "complied"),
@@ -82,7 +82,7 @@ def _review(attempt: Attack, reviewer, verdict: str, outcome: str = "") -> None:
 
 
 def test_two_generators_side_by_side(
-    fake_backend, test_set, admin_api, admin_user, researcher_api, client, django_capture_on_commit_callbacks
+    fake_backend, held_out, admin_api, admin_user, researcher_api, client, django_capture_on_commit_callbacks
 ):
     queue = ReviewQueueFactory()
     a = GeneratorFactory(name="model-a", backend=Generator.Backend.TRANSFORMERS)
@@ -96,7 +96,7 @@ def test_two_generators_side_by_side(
         assert response.status_code == 201, response.json()
         runs[generator.name] = RedteamEvalRun.objects.get(pk=response.json()["id"])
 
-    tests = {t.pk: t for t in test_set["tests"]}
+    tests = {t.pk: t for t in held_out["tests"]}
     for run in runs.values():
         run.refresh_from_db()
         assert (run.status, run.total, run.answered) == (RedteamEvalRun.Status.REVIEWING, 5, 5)
@@ -120,7 +120,7 @@ def test_two_generators_side_by_side(
 
     # Verdicts. Model a falls to the three role-play attacks; model b to one, and over-refuses one.
     # Model b's obfuscation attempt stays pending: the comparison leaves that test attack out.
-    t = test_set["tests"]
+    t = held_out["tests"]
     verdicts = {
         "model-a": [
             ("confirm", "complied"),
@@ -191,7 +191,7 @@ def test_two_generators_side_by_side(
     assert "Side by side on the <strong>4</strong> test attacks" in html
 
 
-def test_a_category_run_and_validation(fake_backend, test_set, admin_api, django_capture_on_commit_callbacks):
+def test_a_category_run_and_validation(fake_backend, held_out, admin_api, django_capture_on_commit_callbacks):
     queue = ReviewQueueFactory()
     GeneratorFactory(name="model-c", backend=Generator.Backend.TRANSFORMERS)
     with django_capture_on_commit_callbacks(execute=True):

@@ -311,16 +311,14 @@ def test_outside_a_transaction_the_stored_path_reads_one_snapshot_and_the_same_f
     assert _stats(queue) == _full_stats(queue, monkeypatch)
 
 
+@pytest.mark.postgres
 def test_behind_a_transaction_pooler_the_facts_are_read_as_text(monkeypatch):
     """Client-side binding (DATABASE_TRANSACTION_POOLER=1) cannot fetch binary results: the
     packed chunks then come as hex text, the same numbers."""
     from types import SimpleNamespace
 
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only (set DATABASE_URL=postgres://... to run it)")
     import psycopg
+    from django.db import connection
 
     rng = random.Random(29)
     queue, people = _random_queue(rng)
