@@ -211,11 +211,6 @@ class RedteamEvalRunOutput(serializers.ModelSerializer):
         return runs.redteam_eval_pending_count(run=run)
 
 
-def _settled(run: RedteamEvalRun) -> RedteamEvalRun:
-    # A run in review becomes DONE once its last attempt has a verdict: shown runs catch up here.
-    return redteam_eval.redteam_eval_settle(run=run)
-
-
 class RedteamEvalRunListCreateApi(APIView):
     """``GET`` lists test-set runs (newest first); ``POST`` starts one on the ``gpu`` queue."""
 
@@ -231,7 +226,7 @@ class RedteamEvalRunListCreateApi(APIView):
 
     @extend_schema(responses=RedteamEvalRunOutput(many=True))
     def get(self, request: Request) -> Response:
-        shown = [_settled(run) for run in runs.redteam_eval_run_list()[:200]]
+        shown = list(runs.redteam_eval_run_list()[:200])
         return Response(RedteamEvalRunOutput(shown, many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: RedteamEvalRunOutput})
@@ -256,7 +251,7 @@ class RedteamEvalRunDetailApi(APIView):
 
     @extend_schema(responses=RedteamEvalRunOutput)
     def get(self, request: Request, run_id: int) -> Response:
-        return Response(RedteamEvalRunOutput(_settled(runs.redteam_eval_run_get(run_id=run_id))).data)
+        return Response(RedteamEvalRunOutput(runs.redteam_eval_run_get(run_id=run_id)).data)
 
 
 class RedteamEvalRunCancelApi(APIView):

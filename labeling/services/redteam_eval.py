@@ -130,8 +130,8 @@ def redteam_eval_runs_resume_all() -> int:
 
 def redteam_eval_settle(*, run: RedteamEvalRun) -> RedteamEvalRun:
     """REVIEWING -> DONE once every attempt of the run has a verdict (a reviewer's confirm or
-    reject); otherwise nothing changes. Called after each verdict, and by the pages and API that
-    show runs, so the status catches up with reviews given anywhere."""
+    reject); otherwise nothing changes. Called where either condition can become true: after each
+    verdict on an attempt (``attack_review_submit``) and when the last reply is stored."""
     if run.status != Status.REVIEWING or redteam_eval_pending_count(run=run):
         return run
     with transaction.atomic():

@@ -221,7 +221,7 @@ def _page(
         "needing_safe_replies": len(attacks_needing_safe_replies()),
         "rates_form": rates_form,
         "jobs": list(runs.adversary_job_list()[:30]),
-        "eval_runs": [redteam_eval.redteam_eval_settle(run=r) for r in runs.redteam_eval_run_list()[:30]],
+        "eval_runs": list(runs.redteam_eval_run_list()[:30]),
         "rates": rates,
         "comparison": comparison,
         "charts": rate_charts(comparison["rows"] if comparison else rates["generators"]) if rates else [],
